@@ -1,0 +1,32 @@
+//! runnel-runtime: the dataflow runtime.
+//!
+//! It owns the graph, the subtasks that run on tokio, the bounded channels between them,
+//! the messages they carry, event time and watermarks, and key groups. It knows no
+//! concrete operator, source or sink: those implement [`Operator`], [`Source`] and
+//! [`Sink`] in other crates.
+
+pub mod clock;
+pub mod dataflow;
+pub mod exec;
+pub mod graph;
+pub mod error;
+pub mod keys;
+pub mod message;
+pub mod metrics;
+pub mod operator;
+pub mod sink;
+pub mod source;
+pub mod time;
+pub mod watermark;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use dataflow::{Dataflow, Stream};
+pub use error::{Error, Fault, Result};
+pub use exec::{JobConfig, JobHandle, spawn};
+pub use graph::{JobGraph, Partitioning, Port};
+pub use message::{Epoch, Message, Millis, WATERMARK_END, WATERMARK_START};
+pub use metrics::{JobMetrics, NodeMetrics, SubtaskMetrics};
+pub use operator::{Operator, OperatorContext, OperatorFactory, Output};
+pub use sink::{Sink, SinkWriter};
+pub use source::{Source, SourcePoll, SourceReader};
+pub use watermark::{PartitionWatermarks, WatermarkStatus, WatermarkStrategy};
