@@ -24,6 +24,9 @@ use crate::operator::OperatorContext;
 use gate::InputGate;
 use router::{OutEdge, Route, Router};
 
+/// The receiving end of one channel, with the input index of the edge it belongs to.
+type InputChannel = (usize, mpsc::Receiver<Message>);
+
 /// How a job runs.
 #[derive(Debug, Clone)]
 pub struct JobConfig {
@@ -111,14 +114,15 @@ pub fn spawn(graph: JobGraph, config: JobConfig) -> Result<JobHandle> {
         .iter()
         .map(|n| (0..n.parallelism).map(|_| Vec::new()).collect())
         .collect();
-    let mut inputs: Vec<Vec<Vec<(usize, mpsc::Receiver<Message>)>>> = graph
+    let mut inputs: Vec<Vec<Vec<InputChannel>>> = graph
         .nodes
         .iter()
         .map(|n| (0..n.parallelism).map(|_| Vec::new()).collect())
         .collect();
     for edge in &graph.edges {
-        let (up, down) = (graph.nodes[edge.from].parallelism, graph.nodes[edge.to].parallelism);
-        for u in 0..up {
+        let up = graph.nodes[edge.from].parallelism;
+        let down = graph.nodes[edge.to].parallelism;
+        for (u, subtask_outputs) in outputs[edge.from].iter_mut().enumerate() {
             let (route, targets): (Route, Vec<usize>) = match &edge.partitioning {
                 Partitioning::Forward if up == down => (Route::Direct, vec![u]),
                 Partitioning::Forward if down == 1 => (Route::Direct, vec![0]),
@@ -137,7 +141,7 @@ pub fn spawn(graph: JobGraph, config: JobConfig) -> Result<JobHandle> {
                 senders.push(tx);
                 inputs[edge.to][d].push((edge.input, rx));
             }
-            outputs[edge.from][u].push(OutEdge {
+            subtask_outputs.push(OutEdge {
                 port: edge.port,
                 route,
                 senders,
@@ -264,3 +268,6 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
         "unknown panic payload".to_string()
     }
 }
+
+#[cfg(test)]
+mod tests;

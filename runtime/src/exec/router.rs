@@ -169,7 +169,7 @@ mod tests {
         for (target, part) in parts {
             let col = part.column(0).clone();
             let mut h = Vec::new();
-            hash_rows(&[col.clone()], &mut h).unwrap();
+            hash_rows(std::slice::from_ref(&col), &mut h).unwrap();
             for (v, h) in col.as_primitive::<Int64Type>().values().iter().zip(h) {
                 assert_eq!(subtask_for_key_group(key_group(h, 128), 128, 3), target);
                 seen.push(*v);
