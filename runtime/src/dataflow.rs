@@ -54,6 +54,8 @@ pub struct Stream {
     schema: SchemaRef,
     /// Key columns set by [`Stream::key_by`]: the next edge hashes on them.
     keys: Option<Vec<String>>,
+    /// The column that carries event time, when the stream has one.
+    time_column: Option<String>,
 }
 
 impl Dataflow {
@@ -109,6 +111,7 @@ impl Dataflow {
                 time.data_type()
             )));
         }
+        let time_column = Some(watermark.time_column.clone());
         let partitions = source.partitions().max(1);
         let parallelism = self.default_parallelism().min(partitions);
         let node = self.add_node(Node {
@@ -124,6 +127,7 @@ impl Dataflow {
             port: Port::Main,
             schema,
             keys: None,
+            time_column,
         })
     }
 
@@ -151,7 +155,21 @@ impl Dataflow {
             port: Port::Main,
             schema,
             keys: None,
+            time_column: None,
         })
+    }
+
+    /// A node name starting with `prefix` that no node has yet (`window`, `window_2`, ...).
+    pub fn unique_name(&self, prefix: &str) -> String {
+        let b = self.inner.borrow();
+        let taken = |name: &str| b.nodes.iter().any(|n| n.name == name);
+        if !taken(prefix) {
+            return prefix.to_string();
+        }
+        (2..)
+            .map(|i| format!("{prefix}_{i}"))
+            .find(|name| !taken(name))
+            .unwrap_or_default()
     }
 
     /// Validates the dataflow and returns the graph to run.
@@ -236,6 +254,27 @@ impl Stream {
         self.keys.as_deref()
     }
 
+    /// The event-time column of this stream, if it has one.
+    pub fn time_column(&self) -> Option<&str> {
+        self.time_column.as_deref()
+    }
+
+    /// Declares which column carries event time (operators set this on their output).
+    pub fn with_time_column(mut self, column: impl Into<String>) -> Result<Stream> {
+        let column = column.into();
+        let field = self.schema.field_with_name(&column).map_err(|_| {
+            Error::Plan(format!("no event-time column `{column}` in the stream"))
+        })?;
+        if !is_event_time_type(field.data_type()) {
+            return Err(Error::Plan(format!(
+                "`{column}` is {}, not a timestamp",
+                field.data_type()
+            )));
+        }
+        self.time_column = Some(column);
+        Ok(self)
+    }
+
     /// Routes rows by the hash of `columns`, so that rows with equal keys meet in the same
     /// subtask of the next node.
     pub fn key_by(mut self, columns: &[&str]) -> Result<Stream> {
@@ -283,6 +322,7 @@ impl Stream {
             port: Port::Late,
             schema,
             keys: None,
+            time_column: self.time_column.clone(),
         }
     }
 
