@@ -299,6 +299,13 @@ impl Stream {
         Ok(self)
     }
 
+    /// The same stream with its keys dropped: the next edge forwards rows instead of
+    /// hashing them (for operators that work where the rows already are).
+    pub fn without_keys(mut self) -> Stream {
+        self.keys = None;
+        self
+    }
+
     /// Sets the parallelism of the node that produces this stream.
     pub fn with_parallelism(self, parallelism: usize) -> Stream {
         let mut b = self.flow.inner.borrow_mut();
