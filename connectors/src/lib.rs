@@ -1,0 +1,4 @@
+//! placeholder
+pub mod channel;
+pub mod log;
+pub mod nexmark;
