@@ -1,0 +1,99 @@
+//! The `runnel` command line.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Parser)]
+#[command(name = "runnel", version, about = "Incremental stream processing on object storage")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate Nexmark bids into the embedded log and show the hot items live.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct DemoArgs {
+    /// Data directory (object-store root) for the log.
+    #[arg(long, default_value = "./runnel-data")]
+    data: PathBuf,
+    /// How long to run, e.g. `30s`, `2m`; Ctrl-C stops earlier.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Bids generated per second.
+    #[arg(long, default_value_t = 200_000)]
+    rate: u64,
+    /// Partitions of the `bids` topic.
+    #[arg(long, default_value_t = 4)]
+    partitions: usize,
+    /// Subtasks per operator.
+    #[arg(long, default_value_t = 2)]
+    parallelism: usize,
+    /// Auctions shown per window.
+    #[arg(long, default_value_t = 10)]
+    top: usize,
+}
+
+/// Parses `500ms`, `10s`, `2m`, `1h` or a number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 500ms, 10s, 2m"))?;
+    let millis = match unit {
+        "ms" => n,
+        "" | "s" => n * 1_000,
+        "m" => n * 60_000,
+        "h" => n * 3_600_000,
+        other => return Err(format!("unknown duration unit `{other}` (use ms, s, m, h)")),
+    };
+    Ok(Duration::from_millis(millis))
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        match cli.command {
+            Command::Demo(args) => {
+                runnel::demo::run(runnel::demo::DemoOptions {
+                    data: args.data,
+                    duration: args.duration,
+                    rate: args.rate,
+                    partitions: args.partitions,
+                    parallelism: args.parallelism,
+                    top: args.top,
+                })
+                .await
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("3d").is_err());
+    }
+}
