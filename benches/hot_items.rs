@@ -3,7 +3,7 @@
 //!
 //! The bids are generated and appended before the clock starts; the timed part is the
 //! whole job: reading Arrow IPC segments, watermarks, hash shuffle, pane aggregation,
-//! two-phase top-K. Run with `cargo bench --bench hot_items`; `RUNNEL_BENCH_EVENTS`
+//! two-phase top-K. Run with `cargo bench -p runnel-benches`; `RUNNEL_BENCH_EVENTS`
 //! changes the number of bids (default 10,000,000).
 
 use std::sync::Arc;

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use arrow::record_batch::RecordBatch;
 use arrow::util::pretty::pretty_format_batches;
-use object_store::path::Path;
 use runnel_connectors::channel::ChannelSink;
 use runnel_connectors::log::{EmbeddedLog, LogSource, ProducerSeq, Topic};
 use runnel_connectors::nexmark::{NexmarkGenerator, NexmarkOptions, NexmarkTable};
@@ -18,7 +17,6 @@ use runnel_runtime::{Clock, JobConfig, SystemClock, WATERMARK_START};
 use tokio::sync::watch;
 
 use crate::hot_items::HotItems;
-use crate::storage::local_store;
 
 /// What `runnel demo` was asked to do.
 #[derive(Debug, Clone)]
@@ -36,8 +34,8 @@ const PRODUCE_TICK: Duration = Duration::from_millis(100);
 
 /// Runs the demo until `duration` has passed or Ctrl-C.
 pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
-    let store = local_store(&options.data)?;
-    let log = EmbeddedLog::new(store, Path::from(""));
+    let log = EmbeddedLog::local(&options.data)
+        .with_context(|| format!("cannot open data directory {}", options.data.display()))?;
     let topic = log
         .create_topic("bids", options.partitions as u32, NexmarkTable::Bid.schema())
         .await
@@ -131,7 +129,6 @@ async fn produce(
     let per_tick = (rate as f64 * PRODUCE_TICK.as_secs_f64() / partitions as f64).ceil() as usize;
     let now = SystemClock.now_millis();
     let options = NexmarkOptions {
-        seed: (now as u64) % 1_000_000,
         base_time_millis: now,
         events_per_second: rate.max(1),
         batch_size: per_tick.max(1),

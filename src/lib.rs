@@ -12,4 +12,3 @@ pub use runnel_runtime as runtime;
 
 pub mod demo;
 pub mod hot_items;
-pub mod storage;

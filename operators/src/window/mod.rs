@@ -1,0 +1,172 @@
+//! Windowed aggregates over event time: tumbling, hopping (sliding) and session windows.
+//!
+//! Semantics follow Flink. Event time comes from one column (any timestamp, or BIGINT
+//! milliseconds). A watermark `W` says no row with event time below `W` will follow; a
+//! window `[start, end)` is complete and fires once `W >= end`. Tumbling and hopping
+//! windows are aligned to the epoch (a 10 s window starts at a multiple of 10 s); a
+//! session of a key ends `gap` after its last row. A row is late when every window it
+//! belongs to has already fired; late rows are not aggregated but handed to
+//! [`Output::emit_late`](runnel_runtime::Output::emit_late), so none vanish
+//! unaccounted.
+//!
+//! Output: the key columns, `window_start` and `window_end` (`Timestamp(ms)`), then one
+//! column per aggregate, named by its alias. The windows fired by one watermark are
+//! emitted ordered by `window_end`.
+//!
+//! Design, file by file:
+//! * `aggregate`: the aggregate expressions and their typing;
+//! * `plan`: the spec resolved against the input schema, the output schema, and the
+//!   per-batch helpers both operators share;
+//! * `accumulator`, `slots`: columnar accumulators (one typed loop per batch, no
+//!   per-row dispatch) and the slots of open groups they share;
+//! * `group_keys`, `key_tables`: key rows to dense key ids (a typed i64 table for one
+//!   integer-like key column, Arrow's row format for anything else);
+//! * `panes`: tumbling/hopping windows computed from panes of `gcd(size, slide)`: each
+//!   row is aggregated once, windows are merged from panes when they fire;
+//! * `session`: per-key sessions that merge as rows arrive.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+//! use runnel_operators::window::{WindowAggregateSpec, WindowKind, count_star, max};
+//!
+//! let input = Arc::new(Schema::new(vec![
+//!     Field::new("auction", DataType::Int64, false),
+//!     Field::new("price", DataType::Int64, false),
+//!     Field::new("date_time", DataType::Timestamp(TimeUnit::Millisecond, None), false),
+//! ]));
+//! let spec = WindowAggregateSpec {
+//!     kind: WindowKind::Hopping { size: Duration::from_secs(10), slide: Duration::from_secs(2) },
+//!     time_column: "date_time".into(),
+//!     key_columns: vec!["auction".into()],
+//!     aggregates: vec![count_star().alias("bids"), max("price")],
+//! };
+//! let output = spec.output_schema(&input).unwrap();
+//! let names: Vec<_> = output.fields().iter().map(|f| f.name().as_str()).collect();
+//! assert_eq!(names, ["auction", "window_start", "window_end", "bids", "max_price"]);
+//! let operator = spec.create(&input).unwrap();
+//! ```
+
+use std::time::Duration;
+
+use arrow::datatypes::{Schema, SchemaRef};
+use runnel_runtime::{Error, Millis, Operator, Result};
+
+mod accumulator;
+mod aggregate;
+mod group_keys;
+mod key_tables;
+mod panes;
+mod plan;
+mod session;
+mod slots;
+
+#[cfg(test)]
+mod oracle;
+#[cfg(test)]
+mod oracle_tests;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod throughput;
+#[cfg(test)]
+mod validation_tests;
+
+pub use aggregate::{AggregateExpr, AggregateFunction, avg, count, count_star, max, min, sum};
+pub use plan::{WINDOW_END, WINDOW_START};
+
+use panes::{PaneLayout, PaneWindowOperator};
+use plan::{MAX_WINDOW, WindowPlan};
+use session::SessionWindowOperator;
+
+/// The shape of the windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowKind {
+    /// Back-to-back windows of `size` (`TUMBLE`).
+    Tumbling { size: Duration },
+    /// Windows of `size` starting every `slide` (`HOP`); `slide` must not exceed `size`.
+    /// A row belongs to about `size / slide` windows but is aggregated only once.
+    Hopping { size: Duration, slide: Duration },
+    /// Per key, rows less than `gap` apart (`SESSION`); a session ends `gap` after its
+    /// last row.
+    Session { gap: Duration },
+}
+
+/// A window aggregate: `SELECT keys, window_start, window_end, aggregates ... GROUP BY
+/// keys, window`.
+#[derive(Debug, Clone)]
+pub struct WindowAggregateSpec {
+    /// The windows.
+    pub kind: WindowKind,
+    /// The event-time column: a timestamp of any unit, or BIGINT milliseconds.
+    pub time_column: String,
+    /// The grouping key columns (possibly none: one group per window).
+    pub key_columns: Vec<String>,
+    /// The aggregates, one output column each.
+    pub aggregates: Vec<AggregateExpr>,
+}
+
+fn millis(duration: Duration, what: &str) -> Result<Millis> {
+    if duration.is_zero() {
+        return Err(Error::Plan(format!("window {what} must be positive")));
+    }
+    if !duration.subsec_nanos().is_multiple_of(1_000_000) {
+        return Err(Error::Plan(format!(
+            "window {what} {duration:?} is not a whole number of milliseconds"
+        )));
+    }
+    Millis::try_from(duration.as_millis())
+        .ok()
+        .filter(|&ms| ms <= MAX_WINDOW)
+        .ok_or_else(|| Error::Plan(format!("window {what} {duration:?} is too large")))
+}
+
+/// The window kind in milliseconds.
+enum Geometry {
+    Panes(PaneLayout),
+    Session(Millis),
+}
+
+impl WindowKind {
+    fn geometry(&self) -> Result<Geometry> {
+        match *self {
+            WindowKind::Tumbling { size } => {
+                let size = millis(size, "size")?;
+                Ok(Geometry::Panes(PaneLayout::new(size, size)))
+            }
+            WindowKind::Hopping { size, slide } => {
+                let (size, slide) = (millis(size, "size")?, millis(slide, "slide")?);
+                if slide > size {
+                    return Err(Error::Plan(format!(
+                        "hopping window slide ({slide} ms) is larger than its size ({size} ms): \
+                         rows between windows would belong to none"
+                    )));
+                }
+                Ok(Geometry::Panes(PaneLayout::new(size, slide)))
+            }
+            WindowKind::Session { gap } => Ok(Geometry::Session(millis(gap, "gap")?)),
+        }
+    }
+}
+
+impl WindowAggregateSpec {
+    /// The schema of the operator's output for `input`; checks the whole spec (columns
+    /// exist, types fit the aggregates and keys, sizes are valid, names are unique) and
+    /// says what is wrong as [`Error::Plan`].
+    pub fn output_schema(&self, input: &Schema) -> Result<SchemaRef> {
+        self.kind.geometry()?;
+        let plan = WindowPlan::new(self, &SchemaRef::new(input.clone()))?;
+        Ok(plan.output_schema().clone())
+    }
+
+    /// Creates an operator subtask for rows of `input`.
+    pub fn create(&self, input: &SchemaRef) -> Result<Box<dyn Operator>> {
+        let geometry = self.kind.geometry()?;
+        let plan = WindowPlan::new(self, input)?;
+        Ok(match geometry {
+            Geometry::Panes(layout) => Box::new(PaneWindowOperator::new(plan, layout)?),
+            Geometry::Session(gap) => Box::new(SessionWindowOperator::new(plan, gap)?),
+        })
+    }
+}
