@@ -54,7 +54,10 @@ async fn run(events: u64) {
     for p in 0..PARTITIONS {
         for batch in generate_partition(&options, NexmarkTable::Bid, p).expect("generate") {
             bids += batch.num_rows() as u64;
-            topic.append(p as u32, &[batch], None).await.expect("append");
+            topic
+                .append(p as u32, &[batch], None)
+                .await
+                .expect("append");
         }
     }
     println!(
@@ -69,7 +72,10 @@ async fn run(events: u64) {
         max_out_of_orderness: Duration::from_secs(5),
         ..HotItems::default()
     }
-    .build(Arc::new(LogSource::new(topic).bounded()), Arc::new(sink.clone()))
+    .build(
+        Arc::new(LogSource::new(topic).bounded()),
+        Arc::new(sink.clone()),
+    )
     .expect("job graph");
     let started = Instant::now();
     let job = spawn(graph, JobConfig::default()).expect("spawn");

@@ -28,8 +28,12 @@ struct PriceOutliers {
 impl Operator for PriceOutliers {
     fn on_batch(&mut self, _input: usize, batch: RecordBatch, out: &mut Output) -> Result<()> {
         let schema = batch.schema();
-        let auctions = batch.column(schema.index_of("auction")?).as_primitive::<Int64Type>();
-        let prices = batch.column(schema.index_of("price")?).as_primitive::<Int64Type>();
+        let auctions = batch
+            .column(schema.index_of("auction")?)
+            .as_primitive::<Int64Type>();
+        let prices = batch
+            .column(schema.index_of("price")?)
+            .as_primitive::<Int64Type>();
         let flags: BooleanArray = auctions
             .values()
             .iter()
@@ -63,7 +67,9 @@ async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     let results = CollectSink::new();
 
     let flow = Dataflow::new("outliers").with_parallelism(2);
-    let bids = flow.source("bids", Arc::new(bids), watermark)?.key_by(&["auction"])?;
+    let bids = flow
+        .source("bids", Arc::new(bids), watermark)?
+        .key_by(&["auction"])?;
     let mut fields = bids.schema().fields().to_vec();
     fields.push(Arc::new(Field::new("outlier", DataType::Boolean, true)));
     let schema = Arc::new(Schema::new(fields));
@@ -84,7 +90,10 @@ async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         .iter()
         .map(|b| b.column(b.num_columns() - 1).as_boolean().true_count())
         .sum();
-    println!("{flagged} of {} bids are price outliers; the first rows:", results.num_rows());
+    println!(
+        "{flagged} of {} bids are price outliers; the first rows:",
+        results.num_rows()
+    );
     print_batches(&batches[..1.min(batches.len())])?;
     Ok(())
 }

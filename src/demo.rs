@@ -37,7 +37,11 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     let log = EmbeddedLog::local(&options.data)
         .with_context(|| format!("cannot open data directory {}", options.data.display()))?;
     let topic = log
-        .create_topic("bids", options.partitions as u32, NexmarkTable::Bid.schema())
+        .create_topic(
+            "bids",
+            options.partitions as u32,
+            NexmarkTable::Bid.schema(),
+        )
         .await
         .context("cannot create the `bids` topic")?;
     let partitions = topic.partitions();

@@ -33,7 +33,13 @@ fn streaming_rows(batches: &[RecordBatch]) -> Vec<Row> {
         let bids = bids.as_primitive::<Int64Type>();
         let rn = rn.as_primitive::<UInt64Type>();
         for i in 0..b.num_rows() {
-            rows.push((start.value(i), end.value(i), auction.value(i), bids.value(i), rn.value(i)));
+            rows.push((
+                start.value(i),
+                end.value(i),
+                auction.value(i),
+                bids.value(i),
+                rn.value(i),
+            ));
         }
     }
     rows.sort();
@@ -42,8 +48,11 @@ fn streaming_rows(batches: &[RecordBatch]) -> Vec<Row> {
 
 async fn oracle_rows(bids: Vec<RecordBatch>, top: usize) -> Vec<Row> {
     let ctx = SessionContext::new();
-    ctx.register_batch("bids_part", arrow::compute::concat_batches(&bids[0].schema(), &bids).unwrap())
-        .unwrap();
+    ctx.register_batch(
+        "bids_part",
+        arrow::compute::concat_batches(&bids[0].schema(), &bids).unwrap(),
+    )
+    .unwrap();
     // Each bid belongs to the 5 windows of 10 s that start at the 5 slides of 2 s before it.
     let sql = format!(
         "WITH t AS (SELECT auction, CAST(date_time AS BIGINT) AS ts FROM bids_part),
@@ -63,7 +72,13 @@ async fn oracle_rows(bids: Vec<RecordBatch>, top: usize) -> Vec<Row> {
         let (s, e, a, n, r) = (c(0), c(1), c(2), c(3), c(4));
         for i in 0..b.num_rows() {
             assert!(!s.is_null(i));
-            rows.push((s.value(i), e.value(i), a.value(i), n.value(i), r.value(i) as u64));
+            rows.push((
+                s.value(i),
+                e.value(i),
+                a.value(i),
+                n.value(i),
+                r.value(i) as u64,
+            ));
         }
     }
     rows.sort();
@@ -82,11 +97,17 @@ async fn hot_items_over_the_log_equals_the_batch_oracle() {
         ..NexmarkOptions::default()
     };
     let log = EmbeddedLog::new(Arc::new(InMemory::new()), Path::from("root"));
-    let topic = log.create_topic("bids", 4, NexmarkTable::Bid.schema()).await.unwrap();
+    let topic = log
+        .create_topic("bids", 4, NexmarkTable::Bid.schema())
+        .await
+        .unwrap();
     let mut all = Vec::new();
     for p in 0..4 {
         for batch in generate_partition(&options, NexmarkTable::Bid, p).unwrap() {
-            topic.append(p as u32, std::slice::from_ref(&batch), None).await.unwrap();
+            topic
+                .append(p as u32, std::slice::from_ref(&batch), None)
+                .await
+                .unwrap();
             all.push(batch);
         }
     }
@@ -102,7 +123,10 @@ async fn hot_items_over_the_log_equals_the_batch_oracle() {
         parallelism: 2,
         ..HotItems::default()
     }
-    .build(Arc::new(LogSource::new(topic).bounded()), Arc::new(sink.clone()))
+    .build(
+        Arc::new(LogSource::new(topic).bounded()),
+        Arc::new(sink.clone()),
+    )
     .unwrap();
     let job = spawn(graph, JobConfig::default()).unwrap();
     let metrics = job.metrics().clone();

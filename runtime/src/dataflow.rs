@@ -98,12 +98,14 @@ impl Dataflow {
     ) -> Result<Stream> {
         let name = name.into();
         let schema = source.schema();
-        let time = schema.field_with_name(&watermark.time_column).map_err(|_| {
-            Error::Plan(format!(
-                "source `{name}` has no event-time column `{}`",
-                watermark.time_column
-            ))
-        })?;
+        let time = schema
+            .field_with_name(&watermark.time_column)
+            .map_err(|_| {
+                Error::Plan(format!(
+                    "source `{name}` has no event-time column `{}`",
+                    watermark.time_column
+                ))
+            })?;
         if !is_event_time_type(time.data_type()) {
             return Err(Error::Plan(format!(
                 "event-time column `{}` of source `{name}` is {}, not a timestamp",
@@ -175,7 +177,11 @@ impl Dataflow {
     /// Validates the dataflow and returns the graph to run.
     pub fn build(&self) -> Result<JobGraph> {
         let b = self.inner.borrow();
-        if !b.nodes.iter().any(|n| matches!(n.kind, NodeKind::Sink { .. })) {
+        if !b
+            .nodes
+            .iter()
+            .any(|n| matches!(n.kind, NodeKind::Sink { .. }))
+        {
             return Err(Error::Plan(format!("dataflow `{}` has no sink", b.name)));
         }
         for (id, node) in b.nodes.iter().enumerate() {
@@ -217,7 +223,9 @@ impl Dataflow {
 
     fn connect(&self, from: &Stream, to: NodeId, input: usize) -> Result<()> {
         if !Rc::ptr_eq(&from.flow.inner, &self.inner) {
-            return Err(Error::Plan("streams of two dataflows cannot be connected".into()));
+            return Err(Error::Plan(
+                "streams of two dataflows cannot be connected".into(),
+            ));
         }
         let partitioning = match &from.keys {
             None => Partitioning::Forward,
@@ -262,9 +270,10 @@ impl Stream {
     /// Declares which column carries event time (operators set this on their output).
     pub fn with_time_column(mut self, column: impl Into<String>) -> Result<Stream> {
         let column = column.into();
-        let field = self.schema.field_with_name(&column).map_err(|_| {
-            Error::Plan(format!("no event-time column `{column}` in the stream"))
-        })?;
+        let field = self
+            .schema
+            .field_with_name(&column)
+            .map_err(|_| Error::Plan(format!("no event-time column `{column}` in the stream")))?;
         if !is_event_time_type(field.data_type()) {
             return Err(Error::Plan(format!(
                 "`{column}` is {}, not a timestamp",

@@ -133,8 +133,10 @@ impl JobGraph {
                         Partitioning::Forward => "forward".to_string(),
                         Partitioning::Hash(cols) => {
                             let schema = self.nodes[e.from].port_schema(e.port);
-                            let names: Vec<&str> =
-                                cols.iter().map(|&c| schema.field(c).name().as_str()).collect();
+                            let names: Vec<&str> = cols
+                                .iter()
+                                .map(|&c| schema.field(c).name().as_str())
+                                .collect();
                             format!("hash({})", names.join(", "))
                         }
                     };

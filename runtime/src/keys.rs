@@ -116,11 +116,17 @@ fn hash_column(column: &ArrayRef, hashes: &mut [u64]) -> Result<()> {
             }
         }
         DataType::Utf8 => hash_bytes(
-            column.as_string::<i32>().iter().map(|v| v.map(str::as_bytes)),
+            column
+                .as_string::<i32>()
+                .iter()
+                .map(|v| v.map(str::as_bytes)),
             hashes,
         ),
         DataType::LargeUtf8 => hash_bytes(
-            column.as_string::<i64>().iter().map(|v| v.map(str::as_bytes)),
+            column
+                .as_string::<i64>()
+                .iter()
+                .map(|v| v.map(str::as_bytes)),
             hashes,
         ),
         DataType::Utf8View => hash_bytes(

@@ -7,9 +7,9 @@
 
 pub mod clock;
 pub mod dataflow;
+pub mod error;
 pub mod exec;
 pub mod graph;
-pub mod error;
 pub mod keys;
 pub mod message;
 pub mod metrics;

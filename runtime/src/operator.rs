@@ -43,7 +43,10 @@ impl Output {
 
     /// Takes what has been emitted so far (used by operators that wrap operators).
     pub fn take(&mut self) -> (Vec<RecordBatch>, Vec<RecordBatch>) {
-        (std::mem::take(&mut self.main), std::mem::take(&mut self.late))
+        (
+            std::mem::take(&mut self.main),
+            std::mem::take(&mut self.late),
+        )
     }
 }
 
@@ -116,5 +119,4 @@ pub struct OperatorContext {
 }
 
 /// Creates one operator per subtask.
-pub type OperatorFactory =
-    Arc<dyn Fn(&OperatorContext) -> Result<Box<dyn Operator>> + Send + Sync>;
+pub type OperatorFactory = Arc<dyn Fn(&OperatorContext) -> Result<Box<dyn Operator>> + Send + Sync>;

@@ -23,10 +23,9 @@ pub fn event_time_millis(column: &ArrayRef, name: &str) -> Result<TimestampMilli
     }
     let millis = match column.data_type() {
         DataType::Timestamp(TimeUnit::Millisecond, None) => column.clone(),
-        DataType::Timestamp(_, _) | DataType::Int64 => cast(
-            column,
-            &DataType::Timestamp(TimeUnit::Millisecond, None),
-        )?,
+        DataType::Timestamp(_, _) | DataType::Int64 => {
+            cast(column, &DataType::Timestamp(TimeUnit::Millisecond, None))?
+        }
         other => {
             return Err(Error::Plan(format!(
                 "event-time column `{name}` must be a timestamp or BIGINT milliseconds, not {other}"

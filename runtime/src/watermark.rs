@@ -91,7 +91,11 @@ impl PartitionWatermarks {
 
     /// Records that `partition` delivered rows whose largest event time is `max_event_time`.
     pub fn observe(&mut self, partition: u32, max_event_time: Millis, now: Millis) {
-        if let Some(p) = self.partitions.iter_mut().find(|p| p.partition == partition) {
+        if let Some(p) = self
+            .partitions
+            .iter_mut()
+            .find(|p| p.partition == partition)
+        {
             p.max_event_time = p.max_event_time.max(max_event_time);
             p.last_data_at = now;
         }

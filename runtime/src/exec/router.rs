@@ -78,8 +78,13 @@ impl Router {
                     columns,
                     max_key_groups,
                 } => {
-                    let parts =
-                        split_by_key(&batch, columns, *max_key_groups, edge.senders.len(), &mut self.hashes)?;
+                    let parts = split_by_key(
+                        &batch,
+                        columns,
+                        *max_key_groups,
+                        edge.senders.len(),
+                        &mut self.hashes,
+                    )?;
                     for (target, part) in parts {
                         send(&edge.senders[target], Message::Batch(part)).await?;
                     }
@@ -122,7 +127,9 @@ pub(crate) fn split_by_key(
     hash_rows(&keys, hashes)?;
     let targets: Vec<u32> = hashes
         .iter()
-        .map(|&h| subtask_for_key_group(key_group(h, max_key_groups), max_key_groups, parallelism) as u32)
+        .map(|&h| {
+            subtask_for_key_group(key_group(h, max_key_groups), max_key_groups, parallelism) as u32
+        })
         .collect();
     let mut counts = vec![0usize; parallelism];
     for &t in &targets {

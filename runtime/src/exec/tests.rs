@@ -13,7 +13,11 @@ use crate::*;
 fn schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("k", DataType::Int64, false),
-        Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, None), false),
+        Field::new(
+            "ts",
+            DataType::Timestamp(TimeUnit::Millisecond, None),
+            false,
+        ),
     ]))
 }
 
@@ -102,7 +106,10 @@ struct Collected(
 impl Collected {
     fn watermarks(&self, subtask: usize) -> Vec<Millis> {
         let all = self.1.lock().unwrap();
-        all.iter().filter(|(s, _)| *s == subtask).map(|(_, w)| *w).collect()
+        all.iter()
+            .filter(|(s, _)| *s == subtask)
+            .map(|(_, w)| *w)
+            .collect()
     }
 }
 
@@ -177,7 +184,12 @@ async fn rows_reach_the_subtask_of_their_key_and_the_final_watermark_arrives() {
     let ts: Vec<i64> = (0..300).map(|i| 1_000 + i).collect();
     let source = VecSource {
         batches: (0..4)
-            .map(|p| vec![batch(&keys[p * 75..(p + 1) * 75], &ts[p * 75..(p + 1) * 75])])
+            .map(|p| {
+                vec![batch(
+                    &keys[p * 75..(p + 1) * 75],
+                    &ts[p * 75..(p + 1) * 75],
+                )]
+            })
             .collect(),
         endless: false,
         tick: None,
@@ -187,7 +199,13 @@ async fn rows_reach_the_subtask_of_their_key_and_the_final_watermark_arrives() {
     let metrics = job.metrics().clone();
     job.join().await.unwrap();
 
-    let rows: usize = collected.0.lock().unwrap().iter().map(|(_, b)| b.num_rows()).sum();
+    let rows: usize = collected
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, b)| b.num_rows())
+        .sum();
     assert_eq!(rows, 300);
     // Each key went to the subtask owning its key group.
     let mut expected_tags = Vec::new();
@@ -201,7 +219,9 @@ async fn rows_reach_the_subtask_of_their_key_and_the_final_watermark_arrives() {
     let mut seen = Vec::new();
     for (_, b) in collected.0.lock().unwrap().iter() {
         let tags = b.column(0).as_primitive::<Int64Type>();
-        let ts = b.column(1).as_primitive::<arrow::datatypes::TimestampMillisecondType>();
+        let ts = b
+            .column(1)
+            .as_primitive::<arrow::datatypes::TimestampMillisecondType>();
         seen.extend(ts.values().iter().zip(tags.values()).map(|(t, s)| (*t, *s)));
     }
     seen.sort();
@@ -210,7 +230,10 @@ async fn rows_reach_the_subtask_of_their_key_and_the_final_watermark_arrives() {
     for subtask in 0..3 {
         let wms = collected.watermarks(subtask);
         assert_eq!(wms.last(), Some(&WATERMARK_END));
-        assert!(wms.windows(2).all(|w| w[0] < w[1]), "watermarks went back: {wms:?}");
+        assert!(
+            wms.windows(2).all(|w| w[0] < w[1]),
+            "watermarks went back: {wms:?}"
+        );
     }
     assert_eq!(metrics.node("src").unwrap().rows_in(), 300);
     assert_eq!(metrics.node("tag").unwrap().rows_out(), 300);
@@ -223,9 +246,16 @@ async fn an_operator_error_fails_the_job_with_its_cause() {
         endless: true,
         tick: None,
     };
-    let job = spawn(tagging_job(source, Collected::default()), JobConfig::default()).unwrap();
+    let job = spawn(
+        tagging_job(source, Collected::default()),
+        JobConfig::default(),
+    )
+    .unwrap();
     let err = job.join().await.unwrap_err();
-    assert!(matches!(&err, Error::Subtask { node, .. } if node == "tag"), "{err}");
+    assert!(
+        matches!(&err, Error::Subtask { node, .. } if node == "tag"),
+        "{err}"
+    );
     assert!(err.to_string().contains("key -1 is not allowed"), "{err}");
     assert_eq!(err.fault(), Fault::User);
 }
@@ -237,7 +267,11 @@ async fn a_panicking_operator_fails_the_job_without_taking_the_process_down() {
         endless: true,
         tick: None,
     };
-    let job = spawn(tagging_job(source, Collected::default()), JobConfig::default()).unwrap();
+    let job = spawn(
+        tagging_job(source, Collected::default()),
+        JobConfig::default(),
+    )
+    .unwrap();
     let err = job.join().await.unwrap_err();
     assert!(err.to_string().contains("panicked: key -2"), "{err}");
     assert_eq!(err.fault(), Fault::Internal);
