@@ -69,8 +69,6 @@ mod oracle_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-mod throughput;
-#[cfg(test)]
 mod validation_tests;
 
 pub use aggregate::{AggregateExpr, AggregateFunction, avg, count, count_star, max, min, sum};

@@ -1,6 +1,6 @@
-//! Throughput probe (ignored; run with
-//! `cargo test --release -p runnel-operators --lib window::throughput -- --ignored --nocapture`).
-//! Prints rows/s; asserts nothing about time.
+//! Throughput of the window aggregate operator alone, fed pre-built batches in memory:
+//! rows/s per core for several window shapes. `cargo bench -p runnel-benches --bench
+//! window_operator`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,9 +9,8 @@ use arrow::array::{ArrayRef, Int64Array, RecordBatch, TimestampMillisecondArray}
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use runnel_operators::{AggregateExpr, WindowAggregateSpec, WindowKind, avg, count_star, max, sum};
 use runnel_runtime::{Output, WATERMARK_END};
-
-use super::*;
 
 fn run(name: &str, kind: WindowKind, aggregates: Vec<AggregateExpr>, keys: usize) {
     let schema = Arc::new(Schema::new(vec![
@@ -73,14 +72,12 @@ fn run(name: &str, kind: WindowKind, aggregates: Vec<AggregateExpr>, keys: usize
     }
     let rows = batches.len() * rows_per_batch;
     println!(
-        "{name}: {:.1} M rows/s ({rows} rows, {out_rows} output rows, {best:?})",
+        "{name}: {:.1} M events/s ({rows} rows, {out_rows} output rows, {best:?})",
         rows as f64 / best.as_secs_f64() / 1e6
     );
 }
 
-#[test]
-#[ignore]
-fn throughput() {
+fn main() {
     let s = Duration::from_secs;
     let q5 = WindowKind::Hopping {
         size: s(10),
