@@ -78,7 +78,7 @@ async fn run(events: u64) {
     )
     .expect("job graph");
     let started = Instant::now();
-    let job = spawn(graph, JobConfig::default()).expect("spawn");
+    let job = spawn(graph, JobConfig::default()).await.expect("spawn");
     let metrics = job.metrics().clone();
     job.join().await.expect("job");
     let elapsed = started.elapsed().as_secs_f64();

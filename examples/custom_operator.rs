@@ -83,7 +83,10 @@ async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     });
     bids.operator("price_outliers", schema, factory)?
         .sink("outliers", Arc::new(results.clone()))?;
-    spawn(flow.build()?, JobConfig::default())?.join().await?;
+    spawn(flow.build()?, JobConfig::default())
+        .await?
+        .join()
+        .await?;
 
     let batches = results.batches();
     let flagged: usize = batches

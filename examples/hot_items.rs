@@ -43,7 +43,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let graph = flow.build()?;
     println!("{}", graph.explain());
 
-    spawn(graph, JobConfig::default())?.join().await?;
+    spawn(graph, JobConfig::default()).await?.join().await?;
     print_batches(&results.batches())?;
     Ok(())
 }

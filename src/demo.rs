@@ -67,7 +67,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         partitions,
         options.top
     );
-    let job = runnel_runtime::spawn(graph, JobConfig::default())?;
+    let job = runnel_runtime::spawn(graph, JobConfig::default()).await?;
     let metrics = job.metrics().clone();
 
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use runnel_operators::{StreamExt, WindowKind, count_star};
-use runnel_runtime::{Dataflow, JobGraph, Result, Sink, Source, WatermarkStrategy};
+use runnel_runtime::{Dataflow, JobGraph, Result, Sink, Source, Stream, WatermarkStrategy};
 
 /// Shape of a hot-items job.
 #[derive(Debug, Clone)]
@@ -35,6 +35,13 @@ impl HotItems {
     /// source -> watermark -> key_by(auction) -> HOP count -> top-K -> sink.
     pub fn build(&self, bids: Arc<dyn Source>, sink: Arc<dyn Sink>) -> Result<JobGraph> {
         let flow = Dataflow::new("hot_items").with_parallelism(self.parallelism);
+        self.stream(&flow, bids)?.sink("hot_items", sink)?;
+        flow.build()
+    }
+
+    /// The ranked windows as a stream of `flow`, for callers that pick the sink
+    /// themselves (its schema decides the output table or topic).
+    pub fn stream(&self, flow: &Dataflow, bids: Arc<dyn Source>) -> Result<Stream> {
         let watermark = WatermarkStrategy::bounded("date_time", self.max_out_of_orderness)
             .with_idle_timeout(self.idle_timeout);
         flow.source("bids", bids, watermark)?
@@ -46,8 +53,6 @@ impl HotItems {
                 },
                 vec![count_star().alias("bids")],
             )?
-            .top_k(self.top, &[("bids", true)])?
-            .sink("hot_items", sink)?;
-        flow.build()
+            .top_k(self.top, &[("bids", true)])
     }
 }

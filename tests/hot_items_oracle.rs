@@ -7,9 +7,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{Int64Type, TimestampMillisecondType, UInt64Type};
-use datafusion::prelude::SessionContext;
+mod common;
+
+use common::{oracle_rows, streaming_rows};
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use runnel::hot_items::HotItems;
@@ -17,73 +17,6 @@ use runnel_connectors::channel::CollectSink;
 use runnel_connectors::log::{EmbeddedLog, LogSource};
 use runnel_connectors::nexmark::{NexmarkOptions, NexmarkTable, generate_partition};
 use runnel_runtime::{JobConfig, spawn};
-
-/// (window_start, window_end, auction, bids, rank)
-type Row = (i64, i64, i64, i64, u64);
-
-fn streaming_rows(batches: &[RecordBatch]) -> Vec<Row> {
-    let mut rows = Vec::new();
-    for b in batches {
-        let col = |name: &str| b.column(b.schema().index_of(name).unwrap()).clone();
-        let (start, end) = (col("window_start"), col("window_end"));
-        let start = start.as_primitive::<TimestampMillisecondType>();
-        let end = end.as_primitive::<TimestampMillisecondType>();
-        let (auction, bids, rn) = (col("auction"), col("bids"), col("rn"));
-        let auction = auction.as_primitive::<Int64Type>();
-        let bids = bids.as_primitive::<Int64Type>();
-        let rn = rn.as_primitive::<UInt64Type>();
-        for i in 0..b.num_rows() {
-            rows.push((
-                start.value(i),
-                end.value(i),
-                auction.value(i),
-                bids.value(i),
-                rn.value(i),
-            ));
-        }
-    }
-    rows.sort();
-    rows
-}
-
-async fn oracle_rows(bids: Vec<RecordBatch>, top: usize) -> Vec<Row> {
-    let ctx = SessionContext::new();
-    ctx.register_batch(
-        "bids_part",
-        arrow::compute::concat_batches(&bids[0].schema(), &bids).unwrap(),
-    )
-    .unwrap();
-    // Each bid belongs to the 5 windows of 10 s that start at the 5 slides of 2 s before it.
-    let sql = format!(
-        "WITH t AS (SELECT auction, CAST(date_time AS BIGINT) AS ts FROM bids_part),
-              w AS (SELECT auction, (ts / 2000 - k) * 2000 AS window_start
-                    FROM t CROSS JOIN (VALUES (0), (1), (2), (3), (4)) AS o(k)),
-              c AS (SELECT window_start, window_start + 10000 AS window_end, auction, COUNT(*) AS bids
-                    FROM w GROUP BY window_start, auction),
-              r AS (SELECT *, ROW_NUMBER() OVER (PARTITION BY window_start
-                                                 ORDER BY bids DESC, auction ASC) AS rn FROM c)
-         SELECT window_start, window_end, auction, bids, CAST(rn AS BIGINT) AS rn
-         FROM r WHERE rn <= {top}"
-    );
-    let out = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
-    let mut rows = Vec::new();
-    for b in &out {
-        let c = |i: usize| b.column(i).as_primitive::<Int64Type>().clone();
-        let (s, e, a, n, r) = (c(0), c(1), c(2), c(3), c(4));
-        for i in 0..b.num_rows() {
-            assert!(!s.is_null(i));
-            rows.push((
-                s.value(i),
-                e.value(i),
-                a.value(i),
-                n.value(i),
-                r.value(i) as u64,
-            ));
-        }
-    }
-    rows.sort();
-    rows
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hot_items_over_the_log_equals_the_batch_oracle() {
@@ -128,7 +61,7 @@ async fn hot_items_over_the_log_equals_the_batch_oracle() {
         Arc::new(sink.clone()),
     )
     .unwrap();
-    let job = spawn(graph, JobConfig::default()).unwrap();
+    let job = spawn(graph, JobConfig::default()).await.unwrap();
     let metrics = job.metrics().clone();
     job.join().await.unwrap();
 

@@ -73,7 +73,9 @@ async fn late_rows_are_counted_and_routed_to_the_side_output() {
         .late_rows()
         .sink("late", Arc::new(late.clone()))
         .unwrap();
-    let job = spawn(flow.build().unwrap(), JobConfig::default()).unwrap();
+    let job = spawn(flow.build().unwrap(), JobConfig::default())
+        .await
+        .unwrap();
     let metrics = job.metrics().clone();
     job.join().await.unwrap();
 

@@ -11,6 +11,7 @@
 pub mod expr;
 pub mod filter;
 pub mod project;
+pub mod state;
 pub mod stream_ext;
 pub mod topk;
 pub mod trending;

@@ -19,8 +19,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use arrow::datatypes::SchemaRef;
 use datafusion_expr::Expr;
-use runnel_runtime::{Error, OperatorContext, OperatorFactory, Result, Stream};
+use runnel_runtime::{Error, Operator, OperatorContext, OperatorFactory, Result, Stream};
 
 use crate::filter::FilterSpec;
 use crate::project::ProjectSpec;
@@ -52,9 +53,11 @@ pub trait StreamExt: Sized {
     fn trending(&self, value_column: &str, period: Duration) -> Result<Stream>;
 }
 
+/// An operator factory from a spec: `create` gets the spec, the input schema and the
+/// job's number of key groups (keyed state is tagged with them for rescaling).
 fn factory<S>(
     spec: S,
-    create: fn(&S, &arrow::datatypes::SchemaRef) -> Result<Box<dyn runnel_runtime::Operator>>,
+    create: fn(&S, &SchemaRef, u32) -> Result<Box<dyn Operator>>,
 ) -> OperatorFactory
 where
     S: Send + Sync + 'static,
@@ -64,7 +67,7 @@ where
             .input_schemas
             .first()
             .ok_or_else(|| Error::Internal(format!("{} has no input", ctx.node)))?;
-        create(&spec, input)
+        create(&spec, input, ctx.max_key_groups)
     })
 }
 
@@ -82,7 +85,7 @@ impl StreamExt for Stream {
         let spec = FilterSpec { predicate };
         let schema = spec.output_schema(self.schema())?;
         let name = self.dataflow().unique_name("filter");
-        let out = self.operator(name, schema, factory(spec, FilterSpec::create))?;
+        let out = self.operator(name, schema, factory(spec, |s, input, _| s.create(input)))?;
         keep_time_column(self, out)
     }
 
@@ -90,7 +93,7 @@ impl StreamExt for Stream {
         let spec = ProjectSpec { exprs };
         let schema = spec.output_schema(self.schema())?;
         let name = self.dataflow().unique_name("project");
-        let out = self.operator(name, schema, factory(spec, ProjectSpec::create))?;
+        let out = self.operator(name, schema, factory(spec, |s, input, _| s.create(input)))?;
         keep_time_column(self, out)
     }
 
@@ -107,7 +110,11 @@ impl StreamExt for Stream {
         };
         let schema = spec.output_schema(self.schema())?;
         let name = self.dataflow().unique_name("window");
-        let mut out = self.operator(name, schema, factory(spec, WindowAggregateSpec::create))?;
+        let mut out = self.operator(
+            name,
+            schema,
+            factory(spec, WindowAggregateSpec::create_with),
+        )?;
         if key_columns.is_empty() {
             out = out.with_parallelism(1);
         }
@@ -159,7 +166,7 @@ impl StreamExt for Stream {
             &forward(self),
             partial_name,
             partial_schema.clone(),
-            factory(partial, TopKSpec::create),
+            factory(partial, |s, input, _| s.create(input)),
         )?;
         let global_schema = global.output_schema(&partial_schema)?;
         let global_name = self.dataflow().unique_name("top_k");
@@ -167,7 +174,7 @@ impl StreamExt for Stream {
             .operator(
                 global_name,
                 global_schema,
-                factory(global, TopKSpec::create),
+                factory(global, |s, input, _| s.create(input)),
             )?
             .with_parallelism(1)
             .with_time_column(WINDOW_END)
@@ -187,7 +194,7 @@ impl StreamExt for Stream {
         };
         let schema = spec.output_schema(self.schema())?;
         let name = self.dataflow().unique_name("trending");
-        self.operator(name, schema, factory(spec, TrendingSpec::create))?
+        self.operator(name, schema, factory(spec, TrendingSpec::create_with))?
             .with_time_column(WINDOW_END)
     }
 }

@@ -22,6 +22,10 @@
 //!
 //! If a key has several rows in one window, its value there is their sum (partial
 //! counts add up); each row is still emitted once, with its own value.
+//!
+//! Checkpoints hold the pending rows and the recent window values, every row tagged with
+//! the key group of its key, and the watermark (see `trending_state`), so a snapshot
+//! restores at any parallelism.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -32,10 +36,12 @@ use arrow::compute::{CastOptions, cast_with_options, concat_batches};
 use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, SortField};
+use runnel_runtime::keys::DEFAULT_MAX_KEY_GROUPS;
 use runnel_runtime::time::{event_time_millis, is_event_time_type};
 use runnel_runtime::{Epoch, Error, Millis, Operator, Output, Result};
 
 use crate::expr::{check_unique_names, column_index};
+use crate::state::check_max_key_groups;
 use crate::topk::split_by_time;
 
 #[path = "trending_state.rs"]
@@ -117,9 +123,19 @@ impl TrendingSpec {
         )))
     }
 
-    /// Creates one trending subtask for rows of schema `input`.
+    /// Creates one trending subtask for rows of schema `input`, in a job of
+    /// [`DEFAULT_MAX_KEY_GROUPS`] key groups; see [`TrendingSpec::create_with`].
     pub fn create(&self, input: &SchemaRef) -> Result<Box<dyn Operator>> {
-        Ok(Box::new(TrendingOperator::new(self, input)?))
+        self.create_with(input, DEFAULT_MAX_KEY_GROUPS)
+    }
+
+    /// Creates one trending subtask for rows of schema `input` in a job of
+    /// `max_key_groups` key groups (`OperatorContext::max_key_groups`): its snapshots tag
+    /// every row of state with the key group of its key, so that they can be restored at
+    /// another parallelism.
+    pub fn create_with(&self, input: &SchemaRef, max_key_groups: u32) -> Result<Box<dyn Operator>> {
+        let operator = TrendingOperator::new(self, input, max_key_groups)?;
+        Ok(Box::new(operator))
     }
 }
 
@@ -138,10 +154,15 @@ struct TrendingOperator {
     /// Value per key of each recent window end.
     windows: BTreeMap<Millis, WindowValues>,
     watermark: Option<Millis>,
+    /// Number of key groups of the job, for the key group of each row of state.
+    key_groups: u32,
+    /// Kind and schema (without metadata) of the checkpoint state.
+    kind: String,
+    checkpoint: Schema,
 }
 
 impl TrendingOperator {
-    fn new(spec: &TrendingSpec, input: &SchemaRef) -> Result<Self> {
+    fn new(spec: &TrendingSpec, input: &SchemaRef, max_key_groups: u32) -> Result<Self> {
         let output = spec.output_schema(input)?;
         let time = column_index(input, &spec.window_end_column, "trending window end")?;
         let time_type = input.field(time).data_type();
@@ -195,6 +216,9 @@ impl TrendingOperator {
             pending: BTreeMap::new(),
             windows: BTreeMap::new(),
             watermark: None,
+            key_groups: check_max_key_groups(max_key_groups)?,
+            kind: state::state_kind(period),
+            checkpoint: state::state_fields(input),
         })
     }
 
@@ -287,42 +311,11 @@ impl Operator for TrendingOperator {
     }
 
     fn snapshot(&mut self, _epoch: Epoch) -> Result<Vec<RecordBatch>> {
-        let mut state: Vec<RecordBatch> = self.pending.values().flatten().cloned().collect();
-        for (&end, window) in &self.windows {
-            state.push(window.to_batch(&self.converter, &self.input, &self.keys, end)?);
-        }
-        Ok(state)
+        self.snapshot_state()
     }
 
     fn restore(&mut self, state: Vec<RecordBatch>) -> Result<()> {
-        let mut behind = 0;
-        for batch in state {
-            if let Some(end) = state::window_end_of(&batch)? {
-                let keys = self
-                    .converter
-                    .convert_columns(&batch.columns()[..self.keys.len()])?;
-                let values = state::values_of(&batch, self.keys.len())?;
-                let window = self
-                    .windows
-                    .entry(end)
-                    .or_insert_with(|| WindowValues::new(&self.converter));
-                for (i, &value) in values.values().iter().enumerate() {
-                    window.add(keys.row(i), value);
-                }
-            } else if batch.schema().fields() == self.input.fields() {
-                self.insert(&batch, |rows| behind += rows.num_rows())?;
-            } else {
-                return Err(Error::Internal(
-                    "trending state of an unknown schema".into(),
-                ));
-            }
-        }
-        if behind > 0 {
-            return Err(Error::Internal(format!(
-                "{behind} restored row(s) behind the watermark"
-            )));
-        }
-        Ok(())
+        self.restore_state(&state)
     }
 }
 

@@ -116,7 +116,7 @@ fn random_streams_match_oracle() {
             }
             steps[step].push(row);
         }
-        let mut op = TrendingOperator::new(&spec, &schema(nullable)).unwrap();
+        let mut op = TrendingOperator::new(&spec, &schema(nullable), 128).unwrap();
         let (mut actual, mut late_out) = (Vec::new(), Vec::new());
         for (rows, &w) in steps.iter().zip(&watermarks) {
             let mut out = Output::default();
@@ -126,9 +126,9 @@ fn random_streams_match_oracle() {
             op.on_watermark(w, &mut out).unwrap();
             if rng.random_bool(0.3) {
                 let state = op.snapshot(1).unwrap();
-                op = TrendingOperator::new(&spec, &schema(nullable)).unwrap();
+                op = TrendingOperator::new(&spec, &schema(nullable), 128).unwrap();
                 op.restore(state).unwrap();
-                op.watermark = Some(w);
+                assert_eq!(op.watermark, Some(w), "case {case}: watermark restored");
             }
             assert!(
                 op.windows.keys().all(|&e| e > w.saturating_sub(period)),
@@ -225,4 +225,113 @@ fn invalid_specs_are_plan_errors() {
         Field::new("bids", DataType::Float64, false),
     ]));
     assert!(matches!(ok.create(&float).err(), Some(Error::Plan(_))));
+}
+
+/// Rows routed by key group to `p1` subtasks, snapshotted midway (through an IPC file per
+/// subtask), restored into `p2` subtasks by key group: the union of the outputs and of the
+/// late rows is what one uninterrupted subtask emits.
+#[test]
+fn rescaled_trending_continues_exactly() {
+    use arrow::compute::filter_record_batch;
+    use runnel_runtime::keys::{hash_rows, key_group, subtask_for_key_group};
+
+    let max_key_groups = 16;
+    let run = |ops: &mut [TrendingOperator], steps: &[(Vec<Row>, Millis)], out: &mut Vec<_>| {
+        let p = ops.len();
+        let mut output = Output::default();
+        for (rows, w) in steps {
+            let batch = to_batch(rows, true);
+            let mut hashes = Vec::new();
+            hash_rows(&[batch.column(0).clone()], &mut hashes).unwrap();
+            let owner =
+                |h: &u64| subtask_for_key_group(key_group(*h, max_key_groups), max_key_groups, p);
+            for (s, op) in ops.iter_mut().enumerate() {
+                let mask = hashes.iter().map(|h| Some(owner(h) == s)).collect();
+                let part = filter_record_batch(&batch, &mask).unwrap();
+                op.on_batch(0, part, &mut output).unwrap();
+            }
+            for op in ops.iter_mut() {
+                op.on_watermark(*w, &mut output).unwrap();
+            }
+            let (main, late) = output.take();
+            out.extend(main.iter().flat_map(from_batch).map(|r| format!("{r:?}")));
+            out.extend(
+                late.iter()
+                    .flat_map(from_late)
+                    .map(|r| format!("late {r:?}")),
+            );
+        }
+    };
+    let mut rng = StdRng::seed_from_u64(23);
+    for case in 0..60 {
+        let spec = TrendingSpec::new(["key"], "window_end", "bids", Duration::from_millis(500));
+        let create = || TrendingOperator::new(&spec, &schema(true), max_key_groups).unwrap();
+        let mut steps = Vec::new();
+        let mut w = 0;
+        for _ in 0..rng.random_range(1..10) {
+            let rows: Vec<Row> = (0..rng.random_range(0..20))
+                .map(|_| {
+                    let key = (rng.random_range(0..6) > 0)
+                        .then(|| format!("k{}", rng.random_range(0..9)));
+                    let end = 500 * rng.random_range(1..10);
+                    (
+                        key,
+                        end,
+                        (rng.random_range(0..5) > 0).then(|| rng.random_range(0..20)),
+                    )
+                })
+                .collect();
+            w += 500 * rng.random_range(0..3);
+            steps.push((rows, w));
+        }
+        steps.push((Vec::new(), WATERMARK_END));
+        let mut expected = Vec::new();
+        run(&mut [create()], &steps, &mut expected);
+        let (p1, p2) = (rng.random_range(1..=3), rng.random_range(1..=3));
+        let cut = rng.random_range(0..steps.len());
+        let mut actual = Vec::new();
+        let mut old: Vec<_> = (0..p1).map(|_| create()).collect();
+        run(&mut old, &steps[..cut], &mut actual);
+        let state: Vec<RecordBatch> = old
+            .iter_mut()
+            .flat_map(|op| through_ipc(op.snapshot(1).unwrap()))
+            .collect();
+        let mut new: Vec<_> = (0..p2)
+            .map(|s| {
+                let mut op = create();
+                let mine = crate::state::state_for_subtask(&state, s, max_key_groups, p2).unwrap();
+                op.restore(mine).unwrap();
+                op
+            })
+            .collect();
+        run(&mut new, &steps[cut..], &mut actual);
+        expected.sort();
+        actual.sort();
+        assert_eq!(actual, expected, "case {case}: {p1} -> {p2} at step {cut}");
+    }
+}
+
+fn from_late(batch: &RecordBatch) -> Vec<(Option<String>, i64)> {
+    let keys = batch.column(0).as_string::<i32>();
+    let ends = batch.column(1).as_primitive::<TimestampMillisecondType>();
+    (0..batch.num_rows())
+        .map(|i| {
+            (
+                keys.is_valid(i).then(|| keys.value(i).to_string()),
+                ends.value(i),
+            )
+        })
+        .collect()
+}
+
+/// One subtask's state through an Arrow IPC file, as checkpoints store it.
+fn through_ipc(state: Vec<RecordBatch>) -> Vec<RecordBatch> {
+    use arrow::ipc::{reader::FileReader, writer::FileWriter};
+    let mut writer = FileWriter::try_new(Vec::new(), &state[0].schema()).unwrap();
+    for batch in &state {
+        writer.write(batch).unwrap();
+    }
+    let bytes = writer.into_inner().unwrap();
+    let reader = FileReader::try_new(std::io::Cursor::new(bytes), None).unwrap();
+    reader.map(|b| b.unwrap()).collect()
 }

@@ -210,6 +210,8 @@ impl Dataflow {
     }
 
     fn add_node(&self, node: Node) -> Result<NodeId> {
+        // Node names become path segments of checkpoint state.
+        crate::checkpoint::layout::validate_name("node", &node.name)?;
         let mut b = self.inner.borrow_mut();
         if b.nodes.iter().any(|n| n.name == node.name) {
             return Err(Error::Plan(format!(

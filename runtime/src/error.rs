@@ -46,6 +46,10 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+    /// A newer instance of the job took over (its generation fenced this one out). Not
+    /// retryable: this instance must stop and write nothing more.
+    #[error("fenced: {0}")]
+    Fenced(String),
     /// The job was cancelled before it finished.
     #[error("job cancelled")]
     Cancelled,
@@ -70,7 +74,7 @@ impl Error {
     pub fn fault(&self) -> Fault {
         match self {
             Error::Plan(_) | Error::Data(_) => Fault::User,
-            Error::External { .. } => Fault::External,
+            Error::External { .. } | Error::Fenced(_) => Fault::External,
             Error::Arrow(_) | Error::Internal(_) | Error::Cancelled => Fault::Internal,
             Error::Subtask { source, .. } => source.fault(),
         }

@@ -20,6 +20,10 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use crate::error::{Error, Result};
 
+/// Column of operator state rows that holds each row's key group, so that a checkpoint
+/// taken at one parallelism can be split among the subtasks of another.
+pub const KEY_GROUP_COLUMN: &str = "_key_group";
+
 /// Default number of key groups of a job: the upper bound of its parallelism.
 pub const DEFAULT_MAX_KEY_GROUPS: u32 = 128;
 

@@ -5,6 +5,7 @@
 //! concrete operator, source or sink: those implement [`Operator`], [`Source`] and
 //! [`Sink`] in other crates.
 
+pub mod checkpoint;
 pub mod clock;
 pub mod dataflow;
 pub mod error;
@@ -16,17 +17,18 @@ pub mod metrics;
 pub mod operator;
 pub mod sink;
 pub mod source;
+pub mod storage;
 pub mod time;
 pub mod watermark;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use dataflow::{Dataflow, Stream};
 pub use error::{Error, Fault, Result};
-pub use exec::{JobConfig, JobHandle, spawn};
+pub use exec::{CheckpointConfig, JobConfig, JobHandle, RestartPolicy, run_with_restarts, spawn};
 pub use graph::{JobGraph, Partitioning, Port};
 pub use message::{Epoch, Message, Millis, WATERMARK_END, WATERMARK_START};
 pub use metrics::{JobMetrics, NodeMetrics, SubtaskMetrics};
 pub use operator::{Operator, OperatorContext, OperatorFactory, Output};
-pub use sink::{Sink, SinkWriter};
+pub use sink::{PreCommit, Sink, SinkWriter, Staged};
 pub use source::{Source, SourcePoll, SourceReader};
 pub use watermark::{PartitionWatermarks, WatermarkStatus, WatermarkStrategy};

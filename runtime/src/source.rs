@@ -1,5 +1,6 @@
 //! Sources: replayable, partitioned inputs.
 
+use std::collections::HashMap;
 use std::fmt::Debug;
 
 use arrow::datatypes::SchemaRef;
@@ -18,8 +19,21 @@ pub trait Source: Send + Sync + Debug {
     /// Number of partitions. Partition `p` is read by subtask `p % parallelism`.
     fn partitions(&self) -> usize;
 
-    /// Opens a reader for the given partitions.
-    async fn open(&self, partitions: &[u32]) -> Result<Box<dyn SourceReader>>;
+    /// Opens a reader for the given partitions that resumes each partition listed in
+    /// `positions` at that position (as reported by [`SourceReader::positions`], e.g. from
+    /// a checkpoint); unlisted partitions start where the source is configured to start.
+    /// A source that cannot seek must fail here rather than ignore `positions`: replaying
+    /// from the wrong place would silently lose or duplicate data.
+    async fn open_at(
+        &self,
+        partitions: &[u32],
+        positions: &HashMap<u32, u64>,
+    ) -> Result<Box<dyn SourceReader>>;
+
+    /// Opens a reader for the given partitions at the configured start.
+    async fn open(&self, partitions: &[u32]) -> Result<Box<dyn SourceReader>> {
+        self.open_at(partitions, &HashMap::new()).await
+    }
 }
 
 /// What a source reader produced.

@@ -1,73 +1,147 @@
-//! [`LogSink`]: writes a dataflow's output to a topic, e.g. the edge between two jobs.
+//! [`LogSink`]: writes a dataflow's output to a topic exactly once, in two phases.
 //!
-//! Subtask `s` appends to partition `s % partitions`, or, with
+//! **Routing.** Subtask `s` writes partition `s % partitions`, or, with
 //! [`LogSink::partition_by`], each row goes to `hash(keys) % partitions` (the stable
 //! [`runnel_runtime::keys::hash_rows`]; rows are split with one `take` per partition).
 //!
-//! **One append per write.** Each `write` becomes one segment per target partition and
-//! returns once it is durable, as [`SinkWriter::write`] promises; nothing is buffered, so
-//! a crash loses nothing acknowledged. Segment size therefore follows the upstream
-//! batch size; runnel operators emit batches of thousands of rows, which is what the
-//! reader wants. (Buffering to 64K rows would need a flush hook at checkpoints, which
-//! the sink API does not offer.)
+//! **Phase 1, [`SinkWriter::pre_commit`].** `write` only buffers rows in memory, per target
+//! partition; nothing is visible before a commit. When the barrier of an epoch arrives,
+//! each partition with buffered rows, in partition order, becomes one batch tagged with
+//! the next sequence number of producer `"{prefix}-{subtask}"` for that partition. The
+//! [`PreCommit`] lists `{"entries": [{partition, producer_id, seq, rows}, ...]}` with the
+//! batch of entry `i` at `batches[i]`; the runtime persists those batches with the
+//! checkpoint (unique paths, never overwritten) and hands them back to `commit`, so the
+//! sink needs no staging storage of its own. A writer learns where its sequence of a
+//! partition starts with [`Topic::last_producer_seq`] (`last + 1`, or 0) the first time
+//! it needs one and counts locally after that; an epoch without rows for a partition
+//! consumes no sequence number.
 //!
-//! **Idempotent retries.** With [`LogSink::producer_prefix`], subtask `s` is producer
-//! `"{prefix}-{s}"`; it continues the sequence it left in the log (read when it first
-//! writes to a partition) and retries a failed put with the same sequence number, so a
-//! put that landed but reported an error is not appended twice. After giving up, the
-//! next write re-reads the sequence from the log. Without a prefix appends carry no
-//! producer and a retried put may duplicate rows. The prefix must be unique per job and
-//! sink: two writers sharing a producer id refuse each other's sequence numbers.
-//! Exactly-once across job restarts (epochs aligned with checkpoints) is not provided
-//! by this sink yet: replayed input is appended again.
+//! **Phase 2, [`Sink::commit`].** For each staged entry (entries of one producer and
+//! partition in sequence order, different ones concurrently) the committer reads the
+//! producer's last sequence number from the log: `last >= seq` means the entry is already
+//! in the log and is skipped; `seq == last + 1` appends the batch with that
+//! [`ProducerSeq`]; anything else is a gap, which would mean an earlier epoch was lost,
+//! and fails with [`Error::Internal`]. So a commit is safe to repeat: after a restart, by
+//! a zombie and a new instance at the same time (the log's producer dedup acknowledges
+//! the second append of a pair as a duplicate, which counts as success), or for an old
+//! epoch after newer ones. An object-store error leaves the outcome unknown; it is
+//! resolved by re-reading the last sequence number (with a few retries and backoff),
+//! never by appending again under a new sequence number.
+//!
+//! **Why sequences stay consecutive across crashes.** Sequence numbers are handed out in
+//! phase 1, before the epoch is durable, so the rows of a lost epoch must get the same
+//! numbers when they are replayed. They do because of the order the runtime follows:
+//! after a restart it re-commits the staged entries of the checkpoint it restores from
+//! *before* it opens the writers again, so a reopened writer reads the last committed
+//! number; pre-commits of epochs that never got a checkpoint manifest are never
+//! committed, and the replayed rows reuse their numbers. This relies on a contract with
+//! the checkpoint coordinator: it commits epochs in order and a commit completes before
+//! the next manifest is written (otherwise a restart must re-commit every manifest
+//! whose commit may not have finished); a checkpoint that fails without a manifest
+//! restarts the writers, so the next epoch does not skip its numbers.
+//!
+//! Rows wait in memory for one checkpoint interval; a job without checkpoints gets one
+//! final epoch at the end of its input, so it buffers its whole output until then.
+//! The producer prefix must be unique among the writers of the topic (e.g.
+//! `"{job}.{sink node}"`): two sinks sharing it would refuse each other's numbers.
+//!
+//! Phase 1 lives in [`writer`], phase 2 in [`commit`].
 
-use std::collections::HashMap;
+mod commit;
+mod writer;
+
 use std::time::Duration;
 
-use arrow::array::{ArrayRef, UInt32Array};
-use arrow::compute::take_record_batch;
-use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
-use runnel_runtime::keys::{hash_rows, is_hashable};
-use runnel_runtime::{Error, Fault, Result, Sink, SinkWriter};
+use runnel_runtime::keys::is_hashable;
+use runnel_runtime::{Epoch, Error, Result, Sink, SinkWriter, Staged};
 
-use super::producer::ProducerSeq;
 use super::topic::Topic;
+use writer::LogWriter;
 
-/// Attempts of one append before the error is returned.
+#[cfg(doc)]
+use super::producer::ProducerSeq;
+#[cfg(doc)]
+use runnel_runtime::PreCommit;
+
+/// Attempts of one step (a read or an append) before an external error is returned.
 const MAX_ATTEMPTS: u32 = 4;
 const RETRY_BACKOFF: Duration = Duration::from_millis(50);
+/// Longest accepted producer prefix.
+const MAX_PRODUCER_PREFIX_LEN: usize = 200;
 
-/// Appends a dataflow's rows to a topic.
+/// Appends a dataflow's rows to a topic, exactly once (see the module docs).
+///
+/// The runtime drives it; by hand, one epoch looks like this:
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use arrow::array::Int64Array;
+/// # use arrow::datatypes::{DataType, Field, Schema};
+/// # use arrow::record_batch::RecordBatch;
+/// # use object_store::{memory::InMemory, path::Path};
+/// # use runnel_connectors::log::{EmbeddedLog, LogSink};
+/// # use runnel_runtime::{Sink, Staged};
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let log = EmbeddedLog::new(Arc::new(InMemory::new()), Path::from(""));
+/// let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+/// let topic = log.create_topic("out", 1, schema.clone()).await?;
+/// let sink = LogSink::new(topic.clone(), "job.sink")?;
+/// let mut writer = sink.open(0, 1).await?;
+/// writer.write(RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![1, 2]))])?).await?;
+/// let pre_commit = writer.pre_commit(1).await?; // the barrier of epoch 1
+/// assert_eq!(topic.end_offset(0).await?, 0); // staged, not visible
+/// let staged = vec![Staged { subtask: 0, pre_commit }];
+/// sink.commit(1, staged.clone()).await?; // the checkpoint of epoch 1 is durable
+/// sink.commit(1, staged).await?; // again after a restart: no effect
+/// assert_eq!(topic.end_offset(0).await?, 2);
+/// # Ok::<_, runnel_runtime::Error>(())
+/// # }).unwrap();
+/// ```
 #[derive(Debug, Clone)]
 pub struct LogSink {
     topic: Topic,
-    producer_prefix: Option<String>,
+    producer_prefix: String,
     partition_by: Vec<String>,
 }
 
 impl LogSink {
-    /// A sink into `topic`: subtask `s` writes partition `s % partitions`, without
-    /// producer ids.
-    pub fn new(topic: Topic) -> Self {
-        LogSink {
-            topic,
-            producer_prefix: None,
-            partition_by: Vec::new(),
+    /// A sink into `topic` whose subtask `s` appends as producer `"{producer_prefix}-{s}"`.
+    /// The prefix names the job and sink (e.g. `"{job}.{sink node}"`) and must be unique
+    /// among the writers of the topic; it must be 1 to 200 printable ASCII characters
+    /// without spaces, otherwise this is an [`Error::Plan`].
+    pub fn new(topic: Topic, producer_prefix: impl Into<String>) -> Result<Self> {
+        let producer_prefix = producer_prefix.into();
+        let len = producer_prefix.len();
+        if len == 0 || len > MAX_PRODUCER_PREFIX_LEN {
+            return Err(Error::Plan(format!(
+                "producer prefix of the sink into {} must have 1 to \
+                 {MAX_PRODUCER_PREFIX_LEN} characters, not {len}",
+                topic.name()
+            )));
         }
-    }
-
-    /// Makes appends idempotent: subtask `s` is producer `"{prefix}-{s}"`. Use the job
-    /// (or sink) name; it must be unique among writers of the topic.
-    pub fn producer_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.producer_prefix = Some(prefix.into());
-        self
+        if let Some(bad) = producer_prefix.chars().find(|c| !c.is_ascii_graphic()) {
+            return Err(Error::Plan(format!(
+                "producer prefix {producer_prefix:?} contains {bad:?}; \
+                 only printable ASCII without spaces is allowed"
+            )));
+        }
+        Ok(LogSink {
+            topic,
+            producer_prefix,
+            partition_by: Vec::new(),
+        })
     }
 
     /// Routes each row by the hash of these columns instead of by subtask.
     pub fn partition_by(mut self, columns: Vec<String>) -> Self {
         self.partition_by = columns;
         self
+    }
+
+    /// The producer id of `subtask`.
+    fn producer_id(&self, subtask: usize) -> String {
+        format!("{}-{subtask}", self.producer_prefix)
     }
 }
 
@@ -93,241 +167,20 @@ impl Sink for LogSink {
             keys.push(index);
         }
         let partitions = self.topic.partitions();
-        Ok(Box::new(LogWriter {
-            topic: self.topic.clone(),
-            producer_id: self
-                .producer_prefix
-                .as_ref()
-                .map(|p| format!("{p}-{subtask}")),
-            partition: (subtask % partitions as usize) as u32,
+        Ok(Box::new(LogWriter::new(
+            self.topic.clone(),
+            self.producer_id(subtask),
+            (subtask % partitions as usize) as u32,
             keys,
-            next_seq: HashMap::new(),
-            hashes: Vec::new(),
-        }))
-    }
-}
-
-struct LogWriter {
-    topic: Topic,
-    producer_id: Option<String>,
-    /// Target partition when not partitioning by key.
-    partition: u32,
-    /// Key column indexes; empty: write to `partition`.
-    keys: Vec<usize>,
-    /// Next sequence number per partition, once known.
-    next_seq: HashMap<u32, u64>,
-    hashes: Vec<u64>,
-}
-
-impl LogWriter {
-    /// Splits a batch into (partition, rows) by key hash, with one `take` per partition.
-    fn split(&mut self, batch: &RecordBatch) -> Result<Vec<(u32, RecordBatch)>> {
-        if self.keys.is_empty() {
-            return Ok(vec![(self.partition, batch.clone())]);
-        }
-        let columns: Vec<ArrayRef> = self.keys.iter().map(|&i| batch.column(i).clone()).collect();
-        hash_rows(&columns, &mut self.hashes)?;
-        let partitions = u64::from(self.topic.partitions());
-        let mut rows: Vec<Vec<u32>> = vec![Vec::new(); partitions as usize];
-        for (row, hash) in self.hashes.iter().enumerate() {
-            rows[(hash % partitions) as usize].push(row as u32);
-        }
-        let mut out = Vec::new();
-        for (partition, indices) in rows.into_iter().enumerate() {
-            if indices.len() == batch.num_rows() {
-                return Ok(vec![(partition as u32, batch.clone())]);
-            }
-            if !indices.is_empty() {
-                let taken = take_record_batch(batch, &UInt32Array::from(indices))?;
-                out.push((partition as u32, taken));
-            }
-        }
-        Ok(out)
+        )))
     }
 
-    async fn append(&mut self, partition: u32, batch: RecordBatch) -> Result<()> {
-        let batches = [batch];
-        let producer = match &self.producer_id {
-            None => None,
-            Some(id) => {
-                let seq = match self.next_seq.get(&partition) {
-                    Some(seq) => *seq,
-                    None => match self.topic.last_producer_seq(partition, id).await? {
-                        Some(last) => last.checked_add(1).ok_or_else(|| {
-                            Error::Data(format!("producer {id} ran out of sequence numbers"))
-                        })?,
-                        None => 0,
-                    },
-                };
-                Some(ProducerSeq::new(id.clone(), seq))
-            }
-        };
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self
-                .topic
-                .append(partition, &batches, producer.clone())
-                .await
-            {
-                Ok(_) => break,
-                Err(e) if e.fault() == Fault::External && attempt < MAX_ATTEMPTS => {
-                    tracing::warn!(
-                        topic = self.topic.name(),
-                        partition,
-                        attempt,
-                        "log sink append failed, retrying: {e}"
-                    );
-                    tokio::time::sleep(RETRY_BACKOFF * attempt).await;
-                }
-                Err(e) => {
-                    // Whether the last attempt landed is unknown: re-read the sequence
-                    // from the log before the next write.
-                    self.next_seq.remove(&partition);
-                    return Err(e);
-                }
-            }
-        }
-        match producer.and_then(|p| p.seq.checked_add(1)) {
-            Some(next) => self.next_seq.insert(partition, next),
-            None => self.next_seq.remove(&partition),
-        };
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl SinkWriter for LogWriter {
-    async fn write(&mut self, batch: RecordBatch) -> Result<()> {
-        if batch.num_rows() == 0 {
-            return Ok(());
-        }
-        for (partition, rows) in self.split(&batch)? {
-            self.append(partition, rows).await?;
-        }
-        Ok(())
+    async fn commit(&self, epoch: Epoch, staged: Vec<Staged>) -> Result<()> {
+        commit::commit(&self.topic, epoch, staged).await
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-    use std::sync::atomic::Ordering;
-
-    use arrow::array::Int64Array;
-
-    use super::super::EmbeddedLog;
-    use super::super::test_util::{FlakyStore, batch, ids, schema, stores};
-    use super::*;
-
-    async fn read_ids(topic: &Topic, partition: u32) -> Vec<i64> {
-        topic.end_offset(partition).await.unwrap();
-        ids(&topic.read(partition, 0, usize::MAX).await.unwrap().batches)
-    }
-
-    #[tokio::test]
-    async fn subtasks_write_their_partition_and_continue_their_sequence() {
-        for s in stores() {
-            let topic = s.log().create_topic("out", 2, schema()).await.unwrap();
-            let sink = LogSink::new(topic.clone()).producer_prefix("job");
-            let mut w0 = sink.open(0, 3).await.unwrap();
-            let mut w1 = sink.open(1, 3).await.unwrap();
-            let mut w2 = sink.open(2, 3).await.unwrap();
-            w0.write(batch(0..5)).await.unwrap();
-            w1.write(batch(5..7)).await.unwrap();
-            w2.write(batch(7..8)).await.unwrap();
-            w0.write(batch(8..9)).await.unwrap();
-            w0.write(batch(9..9)).await.unwrap();
-            w0.finish().await.unwrap();
-            assert_eq!(read_ids(&topic, 0).await, vec![0, 1, 2, 3, 4, 7, 8]);
-            assert_eq!(read_ids(&topic, 1).await, vec![5, 6]);
-            assert_eq!(topic.last_producer_seq(0, "job-0").await.unwrap(), Some(1));
-
-            // A restarted writer (new process) continues producer job-0's sequence.
-            let reopened = s.log().topic("out").await.unwrap();
-            let mut again = LogSink::new(reopened.clone())
-                .producer_prefix("job")
-                .open(0, 3)
-                .await
-                .unwrap();
-            again.write(batch(20..22)).await.unwrap();
-            assert_eq!(
-                reopened.last_producer_seq(0, "job-0").await.unwrap(),
-                Some(2)
-            );
-            assert_eq!(
-                read_ids(&reopened, 0).await,
-                vec![0, 1, 2, 3, 4, 7, 8, 20, 21],
-                "{}",
-                s.kind
-            );
-        }
-    }
-
-    #[tokio::test]
-    async fn partition_by_routes_each_row_by_its_key_hash() {
-        for s in stores() {
-            let topic = s.log().create_topic("keyed", 3, schema()).await.unwrap();
-            let sink = LogSink::new(topic.clone()).partition_by(vec!["name".into()]);
-            let mut writer = sink.open(0, 1).await.unwrap();
-            let mut expected: Vec<Vec<i64>> = vec![Vec::new(); 3];
-            for from in (0..200).step_by(50) {
-                let rows = batch(from..from + 50);
-                // Oracle: hash each row on its own.
-                for row in 0..rows.num_rows() {
-                    let mut hash = Vec::new();
-                    hash_rows(&[rows.column(1).slice(row, 1)], &mut hash).unwrap();
-                    let id = rows
-                        .column(0)
-                        .as_any()
-                        .downcast_ref::<Int64Array>()
-                        .unwrap()
-                        .value(row);
-                    expected[(hash[0] % 3) as usize].push(id);
-                }
-                writer.write(rows).await.unwrap();
-            }
-            for (p, rows) in expected.iter().enumerate() {
-                assert_eq!(&read_ids(&topic, p as u32).await, rows, "{}", s.kind);
-            }
-            let bad = LogSink::new(topic).partition_by(vec!["nope".into()]);
-            assert!(matches!(bad.open(0, 1).await, Err(Error::Plan(_))));
-        }
-    }
-
-    #[tokio::test]
-    async fn failed_puts_are_retried_without_duplicates() {
-        for s in stores() {
-            let flaky = Arc::new(FlakyStore::new(s.store.clone()));
-            let log = EmbeddedLog::new(flaky.clone(), object_store::path::Path::from("data"));
-            let topic = log.create_topic("t", 1, schema()).await.unwrap();
-            let mut writer = LogSink::new(topic.clone())
-                .producer_prefix("j")
-                .open(0, 1)
-                .await
-                .unwrap();
-            // Written, then reported as a timeout: the retry is acknowledged as a duplicate.
-            flaky.applied.store(1, Ordering::SeqCst);
-            writer.write(batch(0..3)).await.unwrap();
-            // Lost: the retry writes it.
-            flaky.lost.store(1, Ordering::SeqCst);
-            writer.write(batch(3..5)).await.unwrap();
-            // Failing beyond the retries surfaces the error; the last attempt landed.
-            flaky
-                .lost
-                .store(MAX_ATTEMPTS as usize - 1, Ordering::SeqCst);
-            flaky.applied.store(1, Ordering::SeqCst);
-            let err = writer.write(batch(5..6)).await.unwrap_err();
-            assert_eq!(err.fault(), Fault::External, "{err}");
-            // The next write re-reads its sequence number and appends after it.
-            writer.write(batch(6..8)).await.unwrap();
-            assert_eq!(
-                read_ids(&topic, 0).await,
-                (0..8).collect::<Vec<_>>(),
-                "{}",
-                s.kind
-            );
-            assert_eq!(topic.last_producer_seq(0, "j-0").await.unwrap(), Some(3));
-        }
-    }
-}
+mod crash_tests;
+#[cfg(test)]
+mod tests;

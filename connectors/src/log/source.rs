@@ -84,7 +84,11 @@ impl Source for LogSource {
         self.topic.partitions() as usize
     }
 
-    async fn open(&self, partitions: &[u32]) -> Result<Box<dyn SourceReader>> {
+    async fn open_at(
+        &self,
+        partitions: &[u32],
+        positions: &HashMap<u32, u64>,
+    ) -> Result<Box<dyn SourceReader>> {
         let mut cursors = Vec::with_capacity(partitions.len());
         for &partition in partitions {
             if partition >= self.topic.partitions() {
@@ -93,7 +97,11 @@ impl Source for LogSource {
                     self.topic.name()
                 )));
             }
-            let start = self.start.get(&partition).copied().unwrap_or(0);
+            let start = positions
+                .get(&partition)
+                .or_else(|| self.start.get(&partition))
+                .copied()
+                .unwrap_or(0);
             let bound = match self.bounded {
                 true => Some(self.topic.end_offset(partition).await?),
                 false => None,

@@ -138,8 +138,17 @@ impl Source for NexmarkSource {
         self.options.partitions
     }
 
-    async fn open(&self, partitions: &[u32]) -> Result<Box<dyn SourceReader>> {
-        Ok(Box::new(self.reader(partitions)?))
+    async fn open_at(
+        &self,
+        partitions: &[u32],
+        positions: &HashMap<u32, u64>,
+    ) -> Result<Box<dyn SourceReader>> {
+        if positions.is_empty() {
+            return Ok(Box::new(self.reader(partitions)?));
+        }
+        let mut resumed = self.clone();
+        resumed.start_positions.extend(positions);
+        Ok(Box::new(resumed.reader(partitions)?))
     }
 }
 

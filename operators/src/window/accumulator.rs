@@ -9,19 +9,27 @@
 //!
 //! Besides `update`, windows need `merge` (a window is the merge of its panes; merging
 //! sessions merges their slots), `reset` (a freed slot goes back to the identity so it
-//! can be reused) and `evaluate` (gather slots into an Arrow array). Keeping the state as
-//! vectors makes exporting it as Arrow batches for checkpoints a matter of `evaluate`-like
-//! gathers.
+//! can be reused) and `evaluate` (gather slots into an Arrow array).
+//!
+//! Checkpoints use `state` and `merge_state`: the state of a slot is one or more Arrow
+//! columns (`COUNT`: the count; `SUM`/`MIN`/`MAX`: the value, null while the slot has seen
+//! no value; `AVG`: sum and count), gathered from the vectors like `evaluate` does, and
+//! merged back into fresh slots by one typed loop, like `update`. Values round-trip
+//! bit for bit, so a restored operator computes exactly what the original would have.
+//!
+//! This file holds the trait and the SUM/MIN/MAX accumulator; `count_avg` the counting
+//! ones.
 
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, PrimitiveArray};
+use arrow::array::{Array, ArrayRef, AsArray, PrimitiveArray};
 use arrow::buffer::NullBuffer;
-use arrow::datatypes::{ArrowPrimitiveType, Float64Type, Int64Type};
+use arrow::datatypes::{ArrowPrimitiveType, Field, Float64Type, Int64Type};
 use runnel_runtime::{Error, Result};
 
 use super::aggregate::AccumulatorKind;
+use super::count_avg::{AvgAccumulator, CountAccumulator};
 
 /// The state of one aggregate for many slots.
 pub(crate) trait GroupsAccumulator: Send {
@@ -35,6 +43,13 @@ pub(crate) trait GroupsAccumulator: Send {
     fn reset(&mut self, slots: &[u32]);
     /// The final values of `slots`, in order.
     fn evaluate(&self, slots: &[u32]) -> ArrayRef;
+    /// The fields of the checkpoint state, named `{prefix}_...`.
+    fn state_fields(&self, prefix: &str) -> Vec<Field>;
+    /// The state of `slots`, in order: one column per [`GroupsAccumulator::state_fields`].
+    fn state(&self, slots: &[u32]) -> Vec<ArrayRef>;
+    /// Merges state row `i` (columns as returned by [`GroupsAccumulator::state`]) into
+    /// slot `group_idx[i]`; into a slot at the identity, that restores it exactly.
+    fn merge_state(&mut self, group_idx: &[u32], state: &[ArrayRef]) -> Result<()>;
 }
 
 /// Creates the accumulator of a kind.
@@ -89,13 +104,15 @@ fn max_f64(acc: f64, value: f64) -> f64 {
     }
 }
 
-fn typed<T: ArrowPrimitiveType>(values: Option<&ArrayRef>) -> Result<&PrimitiveArray<T>> {
+pub(super) fn typed<T: ArrowPrimitiveType>(
+    values: Option<&ArrayRef>,
+) -> Result<&PrimitiveArray<T>> {
     values
         .and_then(|v| v.as_primitive_opt::<T>())
         .ok_or_else(|| Error::Internal(format!("accumulator expects {} input", T::DATA_TYPE)))
 }
 
-fn check_len(group_idx: &[u32], values: Option<&ArrayRef>) -> Result<()> {
+pub(super) fn check_len(group_idx: &[u32], values: Option<&ArrayRef>) -> Result<()> {
     match values {
         Some(v) if v.len() != group_idx.len() => Err(Error::Internal(format!(
             "accumulator got {} values for {} rows",
@@ -106,50 +123,22 @@ fn check_len(group_idx: &[u32], values: Option<&ArrayRef>) -> Result<()> {
     }
 }
 
-/// `COUNT(*)` and `COUNT(col)`: only the validity of the input matters.
-#[derive(Default)]
-struct CountAccumulator {
-    counts: Vec<i64>,
-}
-
-impl GroupsAccumulator for CountAccumulator {
-    fn resize(&mut self, slots: usize) {
-        self.counts.resize(slots, 0);
-    }
-
-    fn update(&mut self, group_idx: &[u32], values: Option<&ArrayRef>) -> Result<()> {
-        check_len(group_idx, values)?;
-        match values.and_then(|v| v.logical_nulls()) {
-            None => {
-                for &g in group_idx {
-                    self.counts[g as usize] += 1;
-                }
-            }
-            Some(nulls) => {
-                for (&g, valid) in group_idx.iter().zip(nulls.iter()) {
-                    self.counts[g as usize] += i64::from(valid);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn merge(&mut self, src: &[u32], dst: &[u32]) {
-        for (&s, &d) in src.iter().zip(dst) {
-            self.counts[d as usize] += self.counts[s as usize];
-        }
-    }
-
-    fn reset(&mut self, slots: &[u32]) {
-        for &s in slots {
-            self.counts[s as usize] = 0;
-        }
-    }
-
-    fn evaluate(&self, slots: &[u32]) -> ArrayRef {
-        let values: Vec<i64> = slots.iter().map(|&s| self.counts[s as usize]).collect();
-        Arc::new(Int64Array::from(values))
-    }
+/// Column `i` of a checkpoint state of `len` rows: `T`, without nulls.
+pub(super) fn state_column<T: ArrowPrimitiveType>(
+    state: &[ArrayRef],
+    i: usize,
+    len: usize,
+) -> Result<&PrimitiveArray<T>> {
+    state
+        .get(i)
+        .filter(|c| c.len() == len && c.null_count() == 0)
+        .and_then(|c| c.as_primitive_opt::<T>())
+        .ok_or_else(|| {
+            Error::Internal(format!(
+                "accumulator state column {i} is not {} without nulls",
+                T::DATA_TYPE
+            ))
+        })
 }
 
 /// SUM / MIN / MAX over one native type: `acc = op(acc, value)`, plus which slots have
@@ -240,70 +229,27 @@ where
         let nulls = NullBuffer::from_iter(slots.iter().map(|&s| self.seen[s as usize]));
         Arc::new(PrimitiveArray::<T>::new(values.into(), Some(nulls)))
     }
-}
 
-/// AVG: a Float64 sum and a count per slot.
-#[derive(Default)]
-struct AvgAccumulator {
-    sums: Vec<f64>,
-    counts: Vec<i64>,
-}
-
-impl GroupsAccumulator for AvgAccumulator {
-    fn resize(&mut self, slots: usize) {
-        self.sums.resize(slots, 0.0);
-        self.counts.resize(slots, 0);
+    fn state_fields(&self, prefix: &str) -> Vec<Field> {
+        vec![Field::new(format!("{prefix}_value"), T::DATA_TYPE, true)]
     }
 
-    fn update(&mut self, group_idx: &[u32], values: Option<&ArrayRef>) -> Result<()> {
-        check_len(group_idx, values)?;
-        let array = typed::<Float64Type>(values)?;
-        let native = array.values();
-        match array.nulls() {
-            None => {
-                for (&g, &v) in group_idx.iter().zip(native.iter()) {
-                    self.sums[g as usize] += v;
-                    self.counts[g as usize] += 1;
-                }
-            }
-            Some(nulls) => {
-                for ((&g, &v), valid) in group_idx.iter().zip(native.iter()).zip(nulls.iter()) {
-                    if valid {
-                        self.sums[g as usize] += v;
-                        self.counts[g as usize] += 1;
-                    }
-                }
-            }
+    fn state(&self, slots: &[u32]) -> Vec<ArrayRef> {
+        vec![self.evaluate(slots)]
+    }
+
+    /// The state is the value, null where no value was seen: merging it is an update.
+    fn merge_state(&mut self, group_idx: &[u32], state: &[ArrayRef]) -> Result<()> {
+        match state {
+            [value] => self.update(group_idx, Some(value)),
+            _ => Err(Error::Internal("SUM/MIN/MAX state has one column".into())),
         }
-        Ok(())
-    }
-
-    fn merge(&mut self, src: &[u32], dst: &[u32]) {
-        for (&s, &d) in src.iter().zip(dst) {
-            self.sums[d as usize] += self.sums[s as usize];
-            self.counts[d as usize] += self.counts[s as usize];
-        }
-    }
-
-    fn reset(&mut self, slots: &[u32]) {
-        for &s in slots {
-            self.sums[s as usize] = 0.0;
-            self.counts[s as usize] = 0;
-        }
-    }
-
-    fn evaluate(&self, slots: &[u32]) -> ArrayRef {
-        let means = slots.iter().map(|&s| {
-            let (sum, count) = (self.sums[s as usize], self.counts[s as usize]);
-            (count > 0).then(|| sum / count as f64)
-        });
-        Arc::new(Float64Array::from_iter(means))
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use arrow::array::Float64Array;
+    use arrow::array::{Float64Array, Int64Array};
 
     use super::*;
 

@@ -23,7 +23,24 @@
 //!   integer-like key column, Arrow's row format for anything else);
 //! * `panes`: tumbling/hopping windows computed from panes of `gcd(size, slide)`: each
 //!   row is aggregated once, windows are merged from panes when they fire;
-//! * `session`: per-key sessions that merge as rows arrive.
+//! * `session`: per-key sessions that merge as rows arrive;
+//! * `checkpoint`, `pane_snapshot`, `session_snapshot`: state for checkpoints.
+//!
+//! # Checkpoints
+//!
+//! Both operators implement [`Operator::snapshot`] and [`Operator::restore`] following
+//! the crate's state convention ([`crate::state`]): one row per open group (a pane's
+//! group of a key, or a session) with a `_key_group` column first, the group's times,
+//! the key columns in their input types and the accumulator state as columns (`COUNT`:
+//! count; `SUM`/`MIN`/`MAX`: the value, null until one was seen; `AVG`: sum and count);
+//! the watermark and the kind of state in the schema metadata. The key group is computed
+//! with the job's `max_key_groups` ([`WindowAggregateSpec::create_with`]), the way the
+//! hash edge routes rows, so after a rescale each subtask restores exactly the keys it
+//! will receive. A subtask restores from the parts of any number of old subtasks; the
+//! watermark resumes at their minimum (equal to each of them for an aligned checkpoint,
+//! see [`crate::state::restored_watermark`]). Snapshots are built column by column from
+//! the accumulators' vectors. A restored operator behaves exactly as if it had never
+//! stopped: same windows, same values bit for bit, same late rows.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -45,16 +62,19 @@
 //! let output = spec.output_schema(&input).unwrap();
 //! let names: Vec<_> = output.fields().iter().map(|f| f.name().as_str()).collect();
 //! assert_eq!(names, ["auction", "window_start", "window_end", "bids", "max_price"]);
-//! let operator = spec.create(&input).unwrap();
+//! let operator = spec.create_with(&input, 128).unwrap();
 //! ```
 
 use std::time::Duration;
 
 use arrow::datatypes::{Schema, SchemaRef};
+use runnel_runtime::keys::DEFAULT_MAX_KEY_GROUPS;
 use runnel_runtime::{Error, Millis, Operator, Result};
 
 mod accumulator;
 mod aggregate;
+mod checkpoint;
+mod count_avg;
 mod group_keys;
 mod key_tables;
 mod panes;
@@ -66,6 +86,8 @@ mod slots;
 mod oracle;
 #[cfg(test)]
 mod oracle_tests;
+#[cfg(test)]
+mod snapshot_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -158,13 +180,22 @@ impl WindowAggregateSpec {
         Ok(plan.output_schema().clone())
     }
 
-    /// Creates an operator subtask for rows of `input`.
+    /// Creates an operator subtask for rows of `input`, in a job of
+    /// [`DEFAULT_MAX_KEY_GROUPS`] key groups; see [`WindowAggregateSpec::create_with`].
     pub fn create(&self, input: &SchemaRef) -> Result<Box<dyn Operator>> {
+        self.create_with(input, DEFAULT_MAX_KEY_GROUPS)
+    }
+
+    /// Creates an operator subtask for rows of `input` in a job of `max_key_groups` key
+    /// groups (`OperatorContext::max_key_groups`): its snapshots tag every row of state
+    /// with the key group of its key, so that they can be restored at another parallelism.
+    pub fn create_with(&self, input: &SchemaRef, max_key_groups: u32) -> Result<Box<dyn Operator>> {
         let geometry = self.kind.geometry()?;
         let plan = WindowPlan::new(self, input)?;
+        let kg = max_key_groups;
         Ok(match geometry {
-            Geometry::Panes(layout) => Box::new(PaneWindowOperator::new(plan, layout)?),
-            Geometry::Session(gap) => Box::new(SessionWindowOperator::new(plan, gap)?),
+            Geometry::Panes(layout) => Box::new(PaneWindowOperator::new(plan, layout, kg)?),
+            Geometry::Session(gap) => Box::new(SessionWindowOperator::new(plan, gap, kg)?),
         })
     }
 }

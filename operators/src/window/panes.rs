@@ -21,6 +21,9 @@
 //! Only windows that hold at least one row fire (as in Flink). All windows fired by one
 //! watermark are emitted in order of `window_end`, in as few batches as
 //! [`OUTPUT_BATCH_ROWS`] allows.
+//!
+//! Checkpoints (`pane_snapshot`): the open (pane, key) groups and the watermark, which
+//! says which of their windows have fired.
 
 use std::collections::BTreeMap;
 
@@ -29,11 +32,15 @@ use arrow::buffer::BooleanBuffer;
 use arrow::record_batch::RecordBatch;
 use hashbrown::HashMap;
 use hashbrown::hash_map::Entry;
-use runnel_runtime::{Millis, Operator, Output, Result, WATERMARK_START};
+use runnel_runtime::{Epoch, Millis, Operator, Output, Result, WATERMARK_START};
 
+use super::checkpoint::StateLayout;
 use super::group_keys::{DEAD, GroupKeys};
 use super::plan::{OUTPUT_BATCH_ROWS, WindowPlan, split_late};
 use super::slots::Slots;
+
+#[path = "pane_snapshot.rs"]
+mod snapshot;
 
 /// Window geometry in milliseconds; every value is positive and at most `MAX_WINDOW`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,13 +127,16 @@ pub(crate) struct PaneWindowOperator {
     group_idx: Vec<u32>,
     /// Key id -> output row of the window being collected ([`NO_ROW`] if none).
     window_row: Vec<u32>,
+    checkpoint: StateLayout,
 }
 
 impl PaneWindowOperator {
-    pub fn new(plan: WindowPlan, layout: PaneLayout) -> Result<Self> {
+    pub fn new(plan: WindowPlan, layout: PaneLayout, max_key_groups: u32) -> Result<Self> {
+        let slots = Slots::new(plan.aggregates());
         Ok(PaneWindowOperator {
             keys: GroupKeys::new(plan.input_schema(), plan.key_indices())?,
-            slots: Slots::new(plan.aggregates()),
+            checkpoint: snapshot::state_layout(&plan, &layout, &slots, max_key_groups)?,
+            slots,
             plan,
             layout,
             groups: HashMap::new(),
@@ -349,6 +359,14 @@ impl Operator for PaneWindowOperator {
         self.fire(previous, watermark, out)?;
         self.drop_panes(watermark);
         Ok(())
+    }
+
+    fn snapshot(&mut self, _epoch: Epoch) -> Result<Vec<RecordBatch>> {
+        self.snapshot_state()
+    }
+
+    fn restore(&mut self, state: Vec<RecordBatch>) -> Result<()> {
+        self.restore_state(&state)
     }
 }
 

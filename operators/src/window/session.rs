@@ -19,6 +19,8 @@
 //!
 //! Open sessions are kept per key id (sorted, pairwise not touching) and in a set
 //! ordered by end, which is the firing order.
+//!
+//! Checkpoints (`session_snapshot`): the open sessions and the watermark.
 
 use std::collections::BTreeSet;
 
@@ -26,11 +28,15 @@ use arrow::array::BooleanArray;
 use arrow::buffer::BooleanBuffer;
 use arrow::compute::{filter, filter_record_batch, not};
 use arrow::record_batch::RecordBatch;
-use runnel_runtime::{Millis, Operator, Output, Result, WATERMARK_START};
+use runnel_runtime::{Epoch, Millis, Operator, Output, Result, WATERMARK_START};
 
+use super::checkpoint::StateLayout;
 use super::group_keys::{DEAD, GroupKeys};
 use super::plan::{OUTPUT_BATCH_ROWS, WindowPlan};
 use super::slots::Slots;
+
+#[path = "session_snapshot.rs"]
+mod snapshot;
 
 #[derive(Debug, Clone, Copy)]
 struct Session {
@@ -67,13 +73,16 @@ pub(crate) struct SessionWindowOperator {
     order: Vec<u32>,
     merge_src: Vec<u32>,
     merge_dst: Vec<u32>,
+    checkpoint: StateLayout,
 }
 
 impl SessionWindowOperator {
-    pub fn new(plan: WindowPlan, gap: Millis) -> Result<Self> {
+    pub fn new(plan: WindowPlan, gap: Millis, max_key_groups: u32) -> Result<Self> {
+        let slots = Slots::new(plan.aggregates());
         Ok(SessionWindowOperator {
             keys: GroupKeys::new(plan.input_schema(), plan.key_indices())?,
-            slots: Slots::new(plan.aggregates()),
+            checkpoint: snapshot::state_layout(&plan, gap, &slots, max_key_groups)?,
+            slots,
             plan,
             gap,
             sessions: Vec::new(),
@@ -119,6 +128,15 @@ impl SessionWindowOperator {
         list[lo] = merged;
         self.by_end.insert((merged.end, key, merged.slot));
         Ok(Some(merged.slot))
+    }
+
+    /// Applies the session merges recorded by [`Self::place`] to the accumulators, after
+    /// the rows of the batch were added.
+    fn apply_merges(&mut self) {
+        self.slots.merge(&self.merge_src, &self.merge_dst);
+        self.slots.free(&self.merge_src);
+        self.merge_src.clear();
+        self.merge_dst.clear();
     }
 
     /// Assigns every row its session slot ([`LATE`] for late rows); returns whether any
@@ -235,10 +253,7 @@ impl Operator for SessionWindowOperator {
             self.group_idx.retain(|&g| g != LATE);
         }
         self.slots.update(&self.group_idx, &inputs)?;
-        self.slots.merge(&self.merge_src, &self.merge_dst);
-        self.slots.free(&self.merge_src);
-        self.merge_src.clear();
-        self.merge_dst.clear();
+        self.apply_merges();
         Ok(())
     }
 
@@ -270,5 +285,13 @@ impl Operator for SessionWindowOperator {
             self.renumber(&remap);
         }
         Ok(())
+    }
+
+    fn snapshot(&mut self, _epoch: Epoch) -> Result<Vec<RecordBatch>> {
+        self.snapshot_state()
+    }
+
+    fn restore(&mut self, state: Vec<RecordBatch>) -> Result<()> {
+        self.restore_state(&state)
     }
 }

@@ -8,8 +8,12 @@
 //!
 //! Firing windows needs a few temporary slots to merge panes into: [`Slots::scratch`]
 //! appends them past the end and [`Slots::drop_scratch`] truncates them away again.
+//!
+//! For checkpoints, the state of a list of slots is the state columns of every
+//! accumulator side by side ([`Slots::state`]); restoring merges them into new slots.
 
 use arrow::array::ArrayRef;
+use arrow::datatypes::Field;
 use runnel_runtime::{Error, Result};
 
 use super::accumulator::{GroupsAccumulator, new_accumulator};
@@ -104,6 +108,41 @@ impl Slots {
             .iter()
             .map(|a| a.evaluate(slots))
             .collect()
+    }
+
+    /// The fields of [`Slots::state`]: aggregate `i`'s columns are named `_agg{i}_...`.
+    pub fn state_fields(&self) -> Vec<Field> {
+        let prefixes = (0..).map(|i| format!("_agg{i}"));
+        self.accumulators
+            .iter()
+            .zip(prefixes)
+            .flat_map(|(acc, prefix)| acc.state_fields(&prefix))
+            .collect()
+    }
+
+    /// The checkpoint state of `slots`, one row per slot, columns as [`Slots::state_fields`].
+    pub fn state(&self, slots: &[u32]) -> Vec<ArrayRef> {
+        self.accumulators
+            .iter()
+            .flat_map(|acc| acc.state(slots))
+            .collect()
+    }
+
+    /// Merges state rows (columns as [`Slots::state`]) into slots: row `i` into slot
+    /// `group_idx[i]`, which must have been synced.
+    pub fn merge_state(&mut self, group_idx: &[u32], mut columns: &[ArrayRef]) -> Result<()> {
+        for acc in &mut self.accumulators {
+            let width = acc.state_fields("").len();
+            let Some((state, rest)) = columns.split_at_checked(width) else {
+                return Err(Error::Internal("too few accumulator state columns".into()));
+            };
+            acc.merge_state(group_idx, state)?;
+            columns = rest;
+        }
+        if !columns.is_empty() {
+            return Err(Error::Internal("too many accumulator state columns".into()));
+        }
+        Ok(())
     }
 
     /// Number of slots in use (allocated and not free).

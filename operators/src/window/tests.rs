@@ -305,13 +305,13 @@ fn all_state_is_released_after_the_last_watermark() {
         aggregates.clone(),
     );
     let plan = plan::WindowPlan::new(&hop, &schema()).unwrap();
-    let mut op = panes::PaneWindowOperator::new(plan, panes::PaneLayout::new(30, 7)).unwrap();
+    let mut op = panes::PaneWindowOperator::new(plan, panes::PaneLayout::new(30, 7), 128).unwrap();
     run(&mut op);
     assert_eq!(op.open_state(), (0, 0, 0));
 
     let session = spec(WindowKind::Session { gap: ms(4) }, &["auction"], aggregates);
     let plan = plan::WindowPlan::new(&session, &schema()).unwrap();
-    let mut op = session::SessionWindowOperator::new(plan, 4).unwrap();
+    let mut op = session::SessionWindowOperator::new(plan, 4, 128).unwrap();
     run(&mut op);
     assert_eq!(op.open_state(), (0, 0, 0));
 }

@@ -68,6 +68,20 @@ impl InputGate {
         }
     }
 
+    /// Starts from a watermark the subtask had reached before a restore: later watermarks
+    /// below it are not announced again.
+    pub(crate) fn restore_watermark(&mut self, watermark: Millis) {
+        self.watermark = self.watermark.max(watermark);
+        for channel in &mut self.channels {
+            channel.watermark = channel.watermark.max(watermark);
+        }
+    }
+
+    /// The watermark handed to the subtask so far.
+    pub(crate) fn watermark(&self) -> Millis {
+        self.watermark
+    }
+
     /// The next event for the subtask.
     pub(crate) async fn next(&mut self) -> GateEvent {
         if self.channels.is_empty() {

@@ -5,7 +5,10 @@
 //! aborts the other subtasks and reports the first real cause (a panic becomes an
 //! [`Error::Internal`] naming the subtask; it never crosses into other tasks).
 
+mod coordinator;
 mod gate;
+mod restart;
+mod restore;
 mod router;
 mod tasks;
 
@@ -15,14 +18,19 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
+use crate::checkpoint::{ChainPosition, start as start_chain};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::graph::{JobGraph, NodeKind, Partitioning};
 use crate::message::Message;
-use crate::metrics::{JobMetrics, NodeMetrics, SubtaskMetrics};
+use crate::metrics::{JobMetrics, NodeMetrics};
 use crate::operator::OperatorContext;
+pub use coordinator::CheckpointConfig;
+use coordinator::{Coordinator, Durable, NodeInfo};
 use gate::InputGate;
+pub use restart::{RestartPolicy, is_restartable, run_with_restarts};
 use router::{OutEdge, Route, Router};
+use tasks::SubtaskCtx;
 
 /// The receiving end of one channel, with the input index of the edge it belongs to.
 type InputChannel = (usize, mpsc::Receiver<Message>);
@@ -34,6 +42,8 @@ pub struct JobConfig {
     pub clock: Arc<dyn Clock>,
     /// Messages buffered per channel before the sender waits.
     pub channel_capacity: usize,
+    /// Periodic checkpoints; without them the job only commits its sinks at the end.
+    pub checkpoints: Option<CheckpointConfig>,
 }
 
 impl Default for JobConfig {
@@ -41,6 +51,7 @@ impl Default for JobConfig {
         JobConfig {
             clock: Arc::new(SystemClock),
             channel_capacity: 16,
+            checkpoints: None,
         }
     }
 }
@@ -93,9 +104,12 @@ impl JobHandle {
 
 /// Starts `graph` on the current tokio runtime.
 ///
-/// Operators are created before this returns, so an invalid operator configuration is
-/// reported here; sources and sinks open inside their subtasks.
-pub fn spawn(graph: JobGraph, config: JobConfig) -> Result<JobHandle> {
+/// With checkpoints configured, this first claims the job's manifest chain (fencing out
+/// any older instance), restores the newest checkpoint (operator state split by key
+/// group, source positions) and re-runs phase 2 of the sinks for it, which is a no-op if
+/// it had already completed. Operators are created before this returns, so an invalid
+/// operator configuration is reported here; sources and sinks open inside their subtasks.
+pub async fn spawn(graph: JobGraph, config: JobConfig) -> Result<JobHandle> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let metrics = Arc::new(JobMetrics {
         nodes: graph
@@ -107,6 +121,17 @@ pub fn spawn(graph: JobGraph, config: JobConfig) -> Result<JobHandle> {
             })
             .collect(),
     });
+
+    let (durable, mut restored, next_epoch) = match &config.checkpoints {
+        None => (None, restore::Restored::default(), 1),
+        Some(checkpoints) => {
+            let (durable, restored, next_epoch) = recover(&graph, checkpoints).await?;
+            (Some(durable), restored, next_epoch)
+        }
+    };
+    let store = durable
+        .as_ref()
+        .map(|d: &Durable| (d.store.clone(), d.position.generation()));
 
     // Channels: for every edge and every pair of subtasks it connects.
     let mut outputs: Vec<Vec<Vec<OutEdge>>> = graph
@@ -149,30 +174,49 @@ pub fn spawn(graph: JobGraph, config: JobConfig) -> Result<JobHandle> {
         }
     }
 
+    let (reports_tx, reports_rx) = mpsc::unbounded_channel();
+    let mut injections = Vec::new();
     let mut tasks = JoinSet::new();
     let mut names = HashMap::new();
     for (id, node) in graph.nodes.iter().enumerate() {
+        let state = restored.state.remove(&node.name).unwrap_or_default();
+        let watermark = restored.watermarks.get(&node.name).copied();
         for subtask in (0..node.parallelism).rev() {
-            let task_metrics: Arc<SubtaskMetrics> = metrics.nodes[id].subtasks[subtask].clone();
-            let router = Router::new(outputs[id].pop().unwrap_or_default(), task_metrics.clone());
+            let ctx = SubtaskCtx {
+                node: id,
+                name: node.name.clone(),
+                subtask,
+                metrics: metrics.nodes[id].subtasks[subtask].clone(),
+                reports: reports_tx.clone(),
+                store: store.clone(),
+            };
+            let router = Router::new(outputs[id].pop().unwrap_or_default(), ctx.metrics.clone());
             let gate = InputGate::new(inputs[id].pop().unwrap_or_default());
             let handle = match &node.kind {
                 NodeKind::Source { source, watermark } => {
                     let partitions = (0..source.partitions() as u32)
                         .filter(|p| *p as usize % node.parallelism == subtask)
                         .collect();
+                    let (inject_tx, inject_rx) = mpsc::unbounded_channel();
+                    injections.push(inject_tx);
                     tasks.spawn(tasks::run_source(tasks::SourceTask {
+                        ctx,
                         source: source.clone(),
                         strategy: watermark.clone(),
                         partitions,
+                        positions: restored
+                            .positions
+                            .get(&node.name)
+                            .cloned()
+                            .unwrap_or_default(),
                         router,
-                        metrics: task_metrics,
                         clock: config.clock.clone(),
                         stop: stop_rx.clone(),
+                        injections: inject_rx,
                     }))
                 }
                 NodeKind::Operator { factory } => {
-                    let operator = factory(&OperatorContext {
+                    let mut operator = factory(&OperatorContext {
                         node: node.name.clone(),
                         subtask,
                         parallelism: node.parallelism,
@@ -180,19 +224,50 @@ pub fn spawn(graph: JobGraph, config: JobConfig) -> Result<JobHandle> {
                         input_schemas: node.input_schemas.clone(),
                     })
                     .map_err(|e| subtask_error(&node.name, subtask, e))?;
-                    tasks.spawn(tasks::run_operator(operator, gate, router, task_metrics))
+                    if !state.is_empty() {
+                        let mine = restore::state_for_subtask(
+                            &state,
+                            subtask,
+                            node.parallelism,
+                            graph.max_key_groups,
+                        )?;
+                        operator
+                            .restore(mine)
+                            .map_err(|e| subtask_error(&node.name, subtask, e))?;
+                    }
+                    tasks.spawn(tasks::run_operator(ctx, operator, gate, router, watermark))
                 }
-                NodeKind::Sink { sink } => tasks.spawn(tasks::run_sink(
-                    sink.clone(),
-                    subtask,
-                    node.parallelism,
-                    gate,
-                    task_metrics,
-                )),
+                NodeKind::Sink { sink } => {
+                    tasks.spawn(tasks::run_sink(ctx, sink.clone(), node.parallelism, gate))
+                }
             };
             names.insert(handle.id(), (node.name.clone(), subtask));
         }
     }
+    injections.reverse();
+    drop(reports_tx);
+    let coordinator = Coordinator {
+        job: graph.name.clone(),
+        nodes: graph
+            .nodes
+            .iter()
+            .map(|n| NodeInfo {
+                name: n.name.clone(),
+                parallelism: n.parallelism,
+                sink: match &n.kind {
+                    NodeKind::Sink { sink } => Some(sink.clone()),
+                    _ => None,
+                },
+            })
+            .collect(),
+        max_key_groups: graph.max_key_groups,
+        sources: injections,
+        reports: reports_rx,
+        durable,
+        next_epoch,
+    };
+    let handle = tasks.spawn(coordinator.run());
+    names.insert(handle.id(), ("checkpoint coordinator".to_string(), 0));
     tracing::info!(job = %graph.name, "job started:\n{}", graph.explain());
     let name = graph.name.clone();
     let done = tokio::spawn(supervise(name.clone(), tasks, names));
@@ -202,6 +277,48 @@ pub fn spawn(graph: JobGraph, config: JobConfig) -> Result<JobHandle> {
         stop: stop_tx,
         done,
     })
+}
+
+/// Claims the job's chain and loads the checkpoint to resume from, re-committing its
+/// sinks. Returns the checkpointing state, what to restore, and the next epoch.
+async fn recover(
+    graph: &JobGraph,
+    config: &CheckpointConfig,
+) -> Result<(Durable, restore::Restored, u64)> {
+    let started = start_chain(config.store.as_ref(), config.policy).await?;
+    if !started.skipped.is_empty() {
+        tracing::warn!(
+            job = %graph.name,
+            "skipped corrupt checkpoint manifests {:?}, restoring an older checkpoint",
+            started.skipped
+        );
+    }
+    let position: ChainPosition = started.position;
+    let (restored, next_epoch) = match &started.restore {
+        None => (restore::Restored::default(), 1),
+        Some(meta) => {
+            let mut restored = restore::load(config.store.as_ref(), meta, graph).await?;
+            for (node, staged) in restore::staged_sinks(meta, &mut restored, graph) {
+                if let NodeKind::Sink { sink } = &graph.nodes[node].kind {
+                    sink.commit(meta.epoch, staged).await?;
+                }
+            }
+            tracing::info!(
+                job = %graph.name,
+                epoch = meta.epoch,
+                generation = position.generation(),
+                "restored from checkpoint"
+            );
+            (restored, meta.epoch + 1)
+        }
+    };
+    let durable = Durable {
+        store: config.store.clone(),
+        position,
+        interval: config.interval,
+        retain: config.retain,
+    };
+    Ok((durable, restored, next_epoch))
 }
 
 fn subtask_error(node: &str, subtask: usize, source: Error) -> Error {

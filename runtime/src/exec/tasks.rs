@@ -1,17 +1,26 @@
 //! The loops of the three kinds of subtask. Each runs as one tokio task and returns the
 //! error that stopped it; the job supervisor turns the first one into the job's failure.
+//!
+//! Checkpoints: a source subtask emits `Barrier(e)` between two batches when the
+//! coordinator asks, and acknowledges with its positions (which count exactly the rows
+//! sent before the barrier); an operator snapshots its state when the barrier is aligned
+//! on all its inputs; a sink runs phase 1 of its commit. Each writes its part under the
+//! epoch's never-overwritten paths and acknowledges before forwarding the barrier.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
+use super::coordinator::{AckPart, Inject, Report};
 use super::gate::{GateEvent, InputGate};
 use super::router::Router;
+use crate::checkpoint::{CheckpointStore, StateFile, StateFileKey, write_state};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::graph::Port;
-use crate::message::{Message, WATERMARK_END, WATERMARK_START};
+use crate::message::{Epoch, Message, Millis, WATERMARK_END, WATERMARK_START};
 use crate::metrics::SubtaskMetrics;
 use crate::operator::{Operator, Output};
 use crate::sink::Sink;
@@ -19,47 +28,119 @@ use crate::source::{Source, SourcePoll};
 use crate::time::max_event_time;
 use crate::watermark::{PartitionWatermarks, WatermarkStatus, WatermarkStrategy};
 
+/// Who a subtask is, and where its checkpoint parts go.
+#[derive(Clone)]
+pub(crate) struct SubtaskCtx {
+    pub(crate) node: usize,
+    pub(crate) name: String,
+    pub(crate) subtask: usize,
+    pub(crate) metrics: Arc<SubtaskMetrics>,
+    pub(crate) reports: mpsc::UnboundedSender<Report>,
+    /// Store and generation when the job checkpoints.
+    pub(crate) store: Option<(Arc<dyn CheckpointStore>, u64)>,
+}
+
+impl SubtaskCtx {
+    fn ack(&self, epoch: Epoch, part: AckPart) -> Result<()> {
+        self.reports
+            .send(Report::Ack {
+                node: self.node,
+                subtask: self.subtask,
+                epoch,
+                part,
+            })
+            .map_err(|_| Error::Cancelled)
+    }
+
+    /// Writes this subtask's part of checkpoint `epoch`, if the job checkpoints and there
+    /// is anything to write.
+    async fn write(
+        &self,
+        epoch: Epoch,
+        batches: &[arrow::record_batch::RecordBatch],
+    ) -> Result<Vec<StateFile>> {
+        let Some((store, generation)) = &self.store else {
+            return Ok(Vec::new());
+        };
+        if batches.iter().all(|b| b.num_rows() == 0) {
+            return Ok(Vec::new());
+        }
+        let key = StateFileKey {
+            epoch,
+            generation: *generation,
+            node: self.name.clone(),
+            subtask: self.subtask,
+        };
+        Ok(vec![write_state(store.as_ref(), &key, batches).await?])
+    }
+}
+
 pub(crate) struct SourceTask {
+    pub(crate) ctx: SubtaskCtx,
     pub(crate) source: Arc<dyn Source>,
     pub(crate) strategy: WatermarkStrategy,
     pub(crate) partitions: Vec<u32>,
+    pub(crate) positions: HashMap<u32, u64>,
     pub(crate) router: Router,
-    pub(crate) metrics: Arc<SubtaskMetrics>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) stop: watch::Receiver<bool>,
+    pub(crate) injections: mpsc::UnboundedReceiver<Inject>,
 }
 
-/// Reads the assigned partitions, stamps watermarks, and ends with the final watermark
-/// when bounded input is exhausted. A stop request ends the stream without the final
-/// watermark, so open windows are not fired with partial contents.
+/// Emits a barrier and acknowledges it with the reader's positions. Returns whether it
+/// was the final one.
+async fn barrier(
+    inject: Inject,
+    positions: Vec<(u32, u64)>,
+    router: &mut Router,
+    ctx: &SubtaskCtx,
+) -> Result<bool> {
+    router.broadcast(Message::Barrier(inject.epoch)).await?;
+    ctx.ack(inject.epoch, AckPart::Source(positions))?;
+    Ok(inject.last)
+}
+
+/// Reads the assigned partitions and stamps watermarks. When the input is exhausted it
+/// sends the final watermark; when asked to stop it does not, so open windows are not
+/// fired with partial contents. Either way it then answers barriers until the final one,
+/// and ends the stream right behind it.
 pub(crate) async fn run_source(task: SourceTask) -> Result<()> {
     let SourceTask {
+        ctx,
         source,
         strategy,
         partitions,
+        positions,
         mut router,
-        metrics,
         clock,
-        mut stop,
+        stop,
+        mut injections,
     } = task;
     let time_column = source.schema().index_of(&strategy.time_column)?;
-    let mut reader = source.open(&partitions).await?;
+    let mut reader = source.open_at(&partitions, &positions).await?;
     let mut watermarks = PartitionWatermarks::new(&strategy, &partitions, clock.now_millis());
     let mut announced = WATERMARK_START;
     let mut idle = false;
     loop {
-        let poll = tokio::select! {
-            biased;
-            _ = stop.wait_for(|stop| *stop) => break,
-            poll = reader.next() => poll?,
-        };
-        match poll {
+        while let Ok(inject) = injections.try_recv() {
+            if barrier(inject, reader.positions(), &mut router, &ctx).await? {
+                return Err(Error::Internal(
+                    "final barrier before the input ended".into(),
+                ));
+            }
+        }
+        if *stop.borrow() {
+            break;
+        }
+        match reader.next().await? {
             SourcePoll::Batch { partition, batch } => {
                 let rows = batch.num_rows();
                 if rows == 0 {
                     continue;
                 }
-                metrics.rows_in.fetch_add(rows as u64, Ordering::Relaxed);
+                ctx.metrics
+                    .rows_in
+                    .fetch_add(rows as u64, Ordering::Relaxed);
                 let column = batch.column(time_column);
                 if let Some(max) = max_event_time(column, &strategy.time_column)? {
                     watermarks.observe(partition, max, clock.now_millis());
@@ -69,7 +150,9 @@ pub(crate) async fn run_source(task: SourceTask) -> Result<()> {
             }
             SourcePoll::Idle => {}
             SourcePoll::End => {
-                metrics.watermark.store(WATERMARK_END, Ordering::Relaxed);
+                ctx.metrics
+                    .watermark
+                    .store(WATERMARK_END, Ordering::Relaxed);
                 router.broadcast(Message::Watermark(WATERMARK_END)).await?;
                 break;
             }
@@ -77,7 +160,7 @@ pub(crate) async fn run_source(task: SourceTask) -> Result<()> {
         match watermarks.status(clock.now_millis()) {
             WatermarkStatus::Active(w) if w > announced => {
                 announced = w;
-                metrics.watermark.store(w, Ordering::Relaxed);
+                ctx.metrics.watermark.store(w, Ordering::Relaxed);
                 router.broadcast(Message::Watermark(w)).await?;
             }
             WatermarkStatus::Idle if !idle => {
@@ -87,7 +170,15 @@ pub(crate) async fn run_source(task: SourceTask) -> Result<()> {
             _ => {}
         }
     }
-    router.broadcast(Message::End).await
+    ctx.reports
+        .send(Report::SourceDone)
+        .map_err(|_| Error::Cancelled)?;
+    while let Some(inject) = injections.recv().await {
+        if barrier(inject, reader.positions(), &mut router, &ctx).await? {
+            return router.broadcast(Message::End).await;
+        }
+    }
+    Err(Error::Cancelled)
 }
 
 /// Sends what the operator emitted: main rows downstream, late rows counted and sent to
@@ -107,32 +198,46 @@ async fn flush(out: &mut Output, router: &mut Router, metrics: &SubtaskMetrics) 
 }
 
 pub(crate) async fn run_operator(
+    ctx: SubtaskCtx,
     mut operator: Box<dyn Operator>,
     mut gate: InputGate,
     mut router: Router,
-    metrics: Arc<SubtaskMetrics>,
+    restored_watermark: Option<Millis>,
 ) -> Result<()> {
     let mut out = Output::default();
+    if let Some(w) = restored_watermark {
+        // The operator saw this watermark before the checkpoint; telling it again fires
+        // nothing that had not fired, but lets it judge late rows as it did then.
+        gate.restore_watermark(w);
+        operator.on_watermark(w, &mut out)?;
+        flush(&mut out, &mut router, &ctx.metrics).await?;
+    }
     loop {
         match gate.next().await {
             GateEvent::Batch(input, batch) => {
-                metrics
+                ctx.metrics
                     .rows_in
                     .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
                 operator.on_batch(input, batch, &mut out)?;
-                flush(&mut out, &mut router, &metrics).await?;
+                flush(&mut out, &mut router, &ctx.metrics).await?;
             }
             GateEvent::Watermark(w) => {
-                metrics.watermark.store(w, Ordering::Relaxed);
+                ctx.metrics.watermark.store(w, Ordering::Relaxed);
                 operator.on_watermark(w, &mut out)?;
-                flush(&mut out, &mut router, &metrics).await?;
+                flush(&mut out, &mut router, &ctx.metrics).await?;
                 router.broadcast(Message::Watermark(w)).await?;
             }
             GateEvent::Idle => router.broadcast(Message::Idle).await?,
-            GateEvent::Barrier(epoch) => router.broadcast(Message::Barrier(epoch)).await?,
+            GateEvent::Barrier(epoch) => {
+                let state = operator.snapshot(epoch)?;
+                let files = ctx.write(epoch, &state).await?;
+                let watermark = gate.watermark();
+                ctx.ack(epoch, AckPart::Operator { files, watermark })?;
+                router.broadcast(Message::Barrier(epoch)).await?;
+            }
             GateEvent::End => {
                 operator.on_end(&mut out)?;
-                flush(&mut out, &mut router, &metrics).await?;
+                flush(&mut out, &mut router, &ctx.metrics).await?;
                 return router.broadcast(Message::End).await;
             }
             GateEvent::Broken => return Err(Error::Cancelled),
@@ -141,26 +246,30 @@ pub(crate) async fn run_operator(
 }
 
 pub(crate) async fn run_sink(
+    ctx: SubtaskCtx,
     sink: Arc<dyn Sink>,
-    subtask: usize,
     parallelism: usize,
     mut gate: InputGate,
-    metrics: Arc<SubtaskMetrics>,
 ) -> Result<()> {
-    let mut writer = sink.open(subtask, parallelism).await?;
+    let mut writer = sink.open(ctx.subtask, parallelism).await?;
     loop {
         match gate.next().await {
             GateEvent::Batch(_, batch) => {
                 let rows = batch.num_rows() as u64;
-                metrics.rows_in.fetch_add(rows, Ordering::Relaxed);
+                ctx.metrics.rows_in.fetch_add(rows, Ordering::Relaxed);
                 writer.write(batch).await?;
-                metrics.rows_out.fetch_add(rows, Ordering::Relaxed);
+                ctx.metrics.rows_out.fetch_add(rows, Ordering::Relaxed);
             }
             GateEvent::Watermark(w) => {
-                metrics.watermark.store(w, Ordering::Relaxed);
+                ctx.metrics.watermark.store(w, Ordering::Relaxed);
                 writer.on_watermark(w).await?;
             }
-            GateEvent::Idle | GateEvent::Barrier(_) => {}
+            GateEvent::Idle => {}
+            GateEvent::Barrier(epoch) => {
+                let pre_commit = writer.pre_commit(epoch).await?;
+                let files = ctx.write(epoch, &pre_commit.batches).await?;
+                ctx.ack(epoch, AckPart::Sink { files, pre_commit })?;
+            }
             GateEvent::End => return writer.finish().await,
             GateEvent::Broken => return Err(Error::Cancelled),
         }

@@ -1,5 +1,6 @@
 //! Whole-job tests of the executor with in-memory sources and sinks.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -55,7 +56,14 @@ impl Source for VecSource {
     fn partitions(&self) -> usize {
         self.batches.len()
     }
-    async fn open(&self, partitions: &[u32]) -> Result<Box<dyn SourceReader>> {
+    async fn open_at(
+        &self,
+        partitions: &[u32],
+        positions: &HashMap<u32, u64>,
+    ) -> Result<Box<dyn SourceReader>> {
+        if !positions.is_empty() {
+            return Err(Error::Plan("this test source cannot seek".into()));
+        }
         // Round-robin over the partitions: batch i of every partition, then batch i + 1.
         let mut queue = Vec::new();
         let longest = self.batches.iter().map(Vec::len).max().unwrap_or(0);
@@ -195,7 +203,9 @@ async fn rows_reach_the_subtask_of_their_key_and_the_final_watermark_arrives() {
         tick: None,
     };
     let collected = Collected::default();
-    let job = spawn(tagging_job(source, collected.clone()), JobConfig::default()).unwrap();
+    let job = spawn(tagging_job(source, collected.clone()), JobConfig::default())
+        .await
+        .unwrap();
     let metrics = job.metrics().clone();
     job.join().await.unwrap();
 
@@ -250,6 +260,7 @@ async fn an_operator_error_fails_the_job_with_its_cause() {
         tagging_job(source, Collected::default()),
         JobConfig::default(),
     )
+    .await
     .unwrap();
     let err = job.join().await.unwrap_err();
     assert!(
@@ -271,6 +282,7 @@ async fn a_panicking_operator_fails_the_job_without_taking_the_process_down() {
         tagging_job(source, Collected::default()),
         JobConfig::default(),
     )
+    .await
     .unwrap();
     let err = job.join().await.unwrap_err();
     assert!(err.to_string().contains("panicked: key -2"), "{err}");
@@ -285,7 +297,9 @@ async fn stop_ends_an_unbounded_job_cleanly_without_the_final_watermark() {
         tick: None,
     };
     let collected = Collected::default();
-    let job = spawn(tagging_job(source, collected.clone()), JobConfig::default()).unwrap();
+    let job = spawn(tagging_job(source, collected.clone()), JobConfig::default())
+        .await
+        .unwrap();
     while job.metrics().node("out").unwrap().rows_in() < 2 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -322,7 +336,7 @@ async fn an_idle_partition_stops_holding_back_the_watermark() {
         clock: Arc::new(clock.clone()),
         ..JobConfig::default()
     };
-    let job = spawn(flow.build().unwrap(), config).unwrap();
+    let job = spawn(flow.build().unwrap(), config).await.unwrap();
     while job.metrics().node("out").unwrap().rows_in() < 51 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

@@ -1,0 +1,282 @@
+//! The checkpoint coordinator of one running job.
+//!
+//! It injects `Barrier(epoch)` at every source subtask, collects one acknowledgement per
+//! subtask (source positions, state files, staged sink output), and when every subtask
+//! has acknowledged an epoch it writes that epoch's manifest (create-only, fenced) and
+//! only then runs phase 2 of every sink. At most one checkpoint is in flight.
+//!
+//! The end of the input is a checkpoint too: when every source subtask has finished
+//! (bounded input exhausted, or the job was asked to stop) the coordinator injects a
+//! final barrier, and the sources send `End` right behind it. So sinks commit
+//! everything a job produced, with or without periodic checkpoints.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::checkpoint::{
+    ChainPosition, CheckpointMeta, CheckpointStore, CommitOutcome, CorruptPolicy, GcOutcome,
+    OperatorState, SinkCommit, SourcePosition, StateFile, collect_garbage, commit_checkpoint,
+};
+use crate::error::{Error, Result};
+use crate::message::{Epoch, Millis};
+use crate::sink::{PreCommit, Sink, Staged};
+
+/// Periodic checkpoints of a job to object storage.
+#[derive(Debug, Clone)]
+pub struct CheckpointConfig {
+    /// Where the manifests and state files go.
+    pub store: Arc<dyn CheckpointStore>,
+    /// Time between the starts of two checkpoints.
+    pub interval: Duration,
+    /// Completed checkpoints kept; older ones are garbage-collected.
+    pub retain: usize,
+    /// What to do when the newest manifest cannot be read.
+    pub policy: CorruptPolicy,
+}
+
+impl CheckpointConfig {
+    /// Checkpoints every `interval` into `store`, keeping the newest three, failing
+    /// closed on a corrupt manifest.
+    pub fn new(store: Arc<dyn CheckpointStore>, interval: Duration) -> Self {
+        CheckpointConfig {
+            store,
+            interval,
+            retain: crate::checkpoint::DEFAULT_RETAIN,
+            policy: CorruptPolicy::default(),
+        }
+    }
+}
+
+/// Sent by the coordinator to a source subtask.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Inject {
+    pub(crate) epoch: Epoch,
+    /// The final barrier: the source ends right after it.
+    pub(crate) last: bool,
+}
+
+/// What a subtask reports to the coordinator.
+#[derive(Debug)]
+pub(crate) enum Report {
+    /// A source subtask has read everything it will read.
+    SourceDone,
+    /// A subtask has taken its part of checkpoint `epoch`.
+    Ack {
+        node: usize,
+        subtask: usize,
+        epoch: Epoch,
+        part: AckPart,
+    },
+}
+
+#[derive(Debug)]
+pub(crate) enum AckPart {
+    Source(Vec<(u32, u64)>),
+    Operator {
+        files: Vec<StateFile>,
+        watermark: Millis,
+    },
+    Sink {
+        files: Vec<StateFile>,
+        pre_commit: PreCommit,
+    },
+}
+
+/// What the coordinator knows of the job's nodes.
+#[derive(Debug)]
+pub(crate) struct NodeInfo {
+    pub(crate) name: String,
+    pub(crate) parallelism: usize,
+    pub(crate) sink: Option<Arc<dyn Sink>>,
+}
+
+/// The checkpointing side of a coordinator: absent when the job runs without
+/// checkpoints (it still gets its final epoch).
+pub(crate) struct Durable {
+    pub(crate) store: Arc<dyn CheckpointStore>,
+    pub(crate) position: ChainPosition,
+    pub(crate) interval: Duration,
+    pub(crate) retain: usize,
+}
+
+pub(crate) struct Coordinator {
+    pub(crate) job: String,
+    pub(crate) nodes: Vec<NodeInfo>,
+    pub(crate) max_key_groups: u32,
+    pub(crate) sources: Vec<mpsc::UnboundedSender<Inject>>,
+    pub(crate) reports: mpsc::UnboundedReceiver<Report>,
+    pub(crate) durable: Option<Durable>,
+    pub(crate) next_epoch: Epoch,
+}
+
+struct InFlight {
+    epoch: Epoch,
+    last: bool,
+    acks: Vec<(usize, usize, AckPart)>,
+}
+
+impl Coordinator {
+    fn subtasks(&self) -> usize {
+        self.nodes.iter().map(|n| n.parallelism).sum()
+    }
+
+    fn inject(&mut self, last: bool) -> Result<InFlight> {
+        let epoch = self.next_epoch;
+        self.next_epoch += 1;
+        for source in &self.sources {
+            // A source subtask that is gone has failed; the supervisor reports why.
+            source
+                .send(Inject { epoch, last })
+                .map_err(|_| Error::Cancelled)?;
+        }
+        Ok(InFlight {
+            epoch,
+            last,
+            acks: Vec::new(),
+        })
+    }
+
+    /// Runs until the final checkpoint has been committed.
+    pub(crate) async fn run(mut self) -> Result<()> {
+        let total_sources = self.sources.len();
+        let mut done_sources = 0;
+        let mut in_flight: Option<InFlight> = None;
+        let mut final_pending = false;
+        let period = self.durable.as_ref().map(|d| d.interval);
+        let mut ticker = tokio::time::interval(period.unwrap_or(Duration::from_secs(3600)));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await;
+        if total_sources == 0 {
+            return Ok(());
+        }
+        loop {
+            tokio::select! {
+                _ = ticker.tick(), if period.is_some() && in_flight.is_none() && !final_pending => {
+                    in_flight = Some(self.inject(false)?);
+                }
+                report = self.reports.recv() => {
+                    let Some(report) = report else { return Err(Error::Cancelled) };
+                    match report {
+                        Report::SourceDone => {
+                            done_sources += 1;
+                            if done_sources == total_sources {
+                                final_pending = true;
+                            }
+                        }
+                        Report::Ack { node, subtask, epoch, part } => {
+                            let Some(flight) = in_flight.as_mut().filter(|f| f.epoch == epoch) else {
+                                return Err(Error::Internal(format!(
+                                    "acknowledgement of epoch {epoch} from {}[{subtask}] that is not in flight",
+                                    self.nodes[node].name
+                                )));
+                            };
+                            flight.acks.push((node, subtask, part));
+                            if flight.acks.len() == self.subtasks() {
+                                let flight = in_flight.take().expect("checked above");
+                                let last = flight.last;
+                                self.complete(flight).await?;
+                                if last {
+                                    return Ok(());
+                                }
+                            }
+                        }
+                    }
+                    if final_pending && in_flight.is_none() {
+                        in_flight = Some(self.inject(true)?);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every subtask acknowledged: make the checkpoint durable, then commit the sinks.
+    async fn complete(&mut self, flight: InFlight) -> Result<()> {
+        let epoch = flight.epoch;
+        let mut operators = Vec::new();
+        let mut sources = Vec::new();
+        let mut sinks = Vec::new();
+        let mut staged: HashMap<usize, Vec<Staged>> = HashMap::new();
+        for (node, subtask, part) in flight.acks {
+            let info = &self.nodes[node];
+            match part {
+                AckPart::Source(positions) => {
+                    sources.extend(positions.into_iter().map(|(partition, offset)| {
+                        SourcePosition {
+                            node: info.name.clone(),
+                            partition,
+                            offset,
+                        }
+                    }));
+                }
+                AckPart::Operator { files, watermark } => operators.push(OperatorState {
+                    node: info.name.clone(),
+                    subtask,
+                    parallelism: info.parallelism,
+                    files,
+                    watermark: Some(watermark),
+                }),
+                AckPart::Sink { files, pre_commit } => {
+                    operators.push(OperatorState {
+                        node: info.name.clone(),
+                        subtask,
+                        parallelism: info.parallelism,
+                        files,
+                        watermark: None,
+                    });
+                    sinks.push(SinkCommit {
+                        node: info.name.clone(),
+                        subtask,
+                        staged: pre_commit.meta.clone(),
+                    });
+                    staged.entry(node).or_default().push(Staged {
+                        subtask,
+                        pre_commit,
+                    });
+                }
+            }
+        }
+        if let Some(durable) = self.durable.as_mut() {
+            let meta = CheckpointMeta {
+                epoch,
+                generation: durable.position.generation(),
+                max_key_groups: self.max_key_groups,
+                operators,
+                sources,
+                sinks,
+            };
+            let started = std::time::Instant::now();
+            match commit_checkpoint(durable.store.as_ref(), &mut durable.position, meta).await? {
+                CommitOutcome::Committed { seq } => tracing::info!(
+                    job = %self.job, epoch, seq,
+                    "checkpoint complete in {:?}", started.elapsed()
+                ),
+                CommitOutcome::Fenced { by_generation } => {
+                    return Err(Error::Fenced(format!(
+                        "job {} is owned by a newer instance (generation {by_generation:?}); \
+                         this instance stops without committing epoch {epoch}",
+                        self.job
+                    )));
+                }
+            }
+        }
+        for (node, mut parts) in staged {
+            parts.sort_by_key(|s| s.subtask);
+            if let Some(sink) = &self.nodes[node].sink {
+                sink.commit(epoch, parts).await?;
+            }
+        }
+        if let Some(durable) = &self.durable {
+            match collect_garbage(durable.store.as_ref(), &durable.position, durable.retain).await {
+                Ok(GcOutcome::Collected(_)) | Ok(GcOutcome::Superseded { .. }) => {}
+                // Garbage left behind is collected next time; it never blocks progress.
+                Err(e) => {
+                    tracing::warn!(job = %self.job, "checkpoint garbage collection failed: {e}")
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,382 @@
+//! [`FaultyStore`]: an `ObjectStore` wrapper that injects seeded, reproducible faults.
+//!
+//! Modelled on Materialize's `persist::unreliable` (`UnreliableBlob`), extended with the
+//! failure modes that matter for checkpoints on object storage:
+//!
+//! * **fail-before**: the request never reaches the store;
+//! * **apply-then-timeout**: the request takes effect but the response is lost, so the
+//!   caller sees an error for a write that happened (a retried create-only put then sees
+//!   `AlreadyExists` for its own object);
+//! * **latency**: the request is delayed (`tokio::time::sleep`) and then forwarded;
+//! * **truncate-write**: a put stores a strict prefix of its payload and reports success,
+//!   the torn write of stores without atomic puts; only checksums upstream can catch it.
+//!
+//! Every required and provided method of `ObjectStore` (object_store 0.13) is forwarded
+//! explicitly to the inner store, so each logical call makes exactly one fault decision
+//! (the provided `get_ranges` would otherwise decide once per range, and `rename_opts`
+//! once for the copy and once for the delete). Streams (`list*`, `delete_stream`) decide
+//! once when the stream is created and then fail, delay or forward the whole stream.
+//! Multipart uploads decide at `complete()`; parts and `abort()` are forwarded untouched.
+//! Errors from the inner store (`NotFound`, `AlreadyExists`, `Precondition`, ...) are
+//! passed through unchanged, so `PutMode::Create` semantics are preserved.
+
+use std::fmt;
+use std::future::Future;
+use std::ops::Range;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::{self, BoxStream, StreamExt};
+use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, UploadPart,
+};
+
+use super::config::{FaultConfig, OpKind};
+use super::injector::{FaultController, FaultStats, InjectedError, InjectedFault, Injector};
+use crate::Result;
+
+/// An `ObjectStore` that forwards every call to `inner`, injecting faults drawn from a
+/// seeded RNG according to a [`FaultConfig`]. Deterministic for a given seed and order
+/// of calls.
+pub struct FaultyStore {
+    inner: Arc<dyn ObjectStore>,
+    injector: Arc<Injector>,
+}
+
+impl FaultyStore {
+    /// Wraps `inner`. Fails with `Error::Plan` if `config` is invalid
+    /// (see [`FaultConfig::validate`]).
+    pub fn new(inner: Arc<dyn ObjectStore>, config: FaultConfig, seed: u64) -> Result<Self> {
+        Ok(FaultyStore {
+            inner,
+            injector: Arc::new(Injector::new(config, seed)?),
+        })
+    }
+
+    /// A cloneable handle to the switch, config and counters; keep it when the store
+    /// itself is handed out as an `Arc<dyn ObjectStore>`.
+    pub fn controller(&self) -> FaultController {
+        FaultController {
+            injector: Arc::clone(&self.injector),
+        }
+    }
+
+    /// Turns injection on or off; off forwards everything untouched (heals the store).
+    pub fn set_enabled(&self, enabled: bool) {
+        self.controller().set_enabled(enabled);
+    }
+
+    /// Whether faults are currently injected.
+    pub fn is_enabled(&self) -> bool {
+        self.injector.is_enabled()
+    }
+
+    /// Counters of calls and injected faults so far.
+    pub fn stats(&self) -> FaultStats {
+        self.injector.stats()
+    }
+
+    /// The current fault config.
+    pub fn config(&self) -> FaultConfig {
+        self.injector.config()
+    }
+
+    /// The seed the fault RNG started from.
+    pub fn seed(&self) -> u64 {
+        self.injector.seed()
+    }
+
+    /// The wrapped store (to inspect what really happened, bypassing faults).
+    pub fn inner(&self) -> &Arc<dyn ObjectStore> {
+        &self.inner
+    }
+
+    /// Decides a fault for one stream-returning call and applies it to the whole stream.
+    fn faulty_stream<T: Send + 'static>(
+        &self,
+        op: OpKind,
+        location: String,
+        make: impl FnOnce() -> BoxStream<'static, object_store::Result<T>>,
+    ) -> BoxStream<'static, object_store::Result<T>> {
+        match self.injector.decide(op, None) {
+            None | Some(InjectedFault::TruncateWrite { .. }) => make(),
+            Some(InjectedFault::Latency(delay)) => {
+                let inner = make();
+                stream::once(async move {
+                    tokio::time::sleep(delay).await;
+                    inner
+                })
+                .flatten()
+                .boxed()
+            }
+            Some(fault @ InjectedFault::FailBefore) => {
+                let err = injected(op, location, fault);
+                stream::once(async move { Err(err) }).boxed()
+            }
+            Some(fault @ InjectedFault::ApplyThenTimeout) => {
+                let inner = make();
+                let err = injected(op, location, fault);
+                stream::once(async move {
+                    inner.for_each(|_| async {}).await;
+                    Err(err)
+                })
+                .boxed()
+            }
+        }
+    }
+}
+
+/// Runs `work` (one call on the inner store) under the fault decided for it.
+async fn run<T, F, Fut>(
+    injector: &Injector,
+    op: OpKind,
+    location: impl FnOnce() -> String,
+    work: F,
+) -> object_store::Result<T>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = object_store::Result<T>>,
+{
+    match injector.decide(op, None) {
+        None | Some(InjectedFault::TruncateWrite { .. }) => work().await,
+        Some(InjectedFault::Latency(delay)) => {
+            tokio::time::sleep(delay).await;
+            work().await
+        }
+        Some(fault @ InjectedFault::FailBefore) => Err(injected(op, location(), fault)),
+        Some(fault @ InjectedFault::ApplyThenTimeout) => {
+            // The outcome, success or not, is the response that gets lost.
+            let _lost = work().await;
+            Err(injected(op, location(), fault))
+        }
+    }
+}
+
+fn injected(op: OpKind, location: String, fault: InjectedFault) -> object_store::Error {
+    InjectedError {
+        op,
+        location,
+        fault,
+    }
+    .into_object_store_error()
+}
+
+fn prefix_name(prefix: Option<&Path>) -> String {
+    prefix.map(Path::to_string).unwrap_or_default()
+}
+
+/// The first `kept` bytes of `payload`, sharing its buffers.
+fn truncate(payload: &PutPayload, kept: usize) -> PutPayload {
+    let mut left = kept;
+    let mut chunks = Vec::new();
+    for chunk in payload.iter() {
+        if left == 0 {
+            break;
+        }
+        let n = left.min(chunk.len());
+        chunks.push(chunk.slice(..n));
+        left -= n;
+    }
+    chunks.into_iter().collect()
+}
+
+#[async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl ObjectStore for FaultyStore {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        let op = OpKind::Put;
+        match self.injector.decide(op, Some(payload.content_length())) {
+            None => self.inner.put_opts(location, payload, opts).await,
+            Some(InjectedFault::Latency(delay)) => {
+                tokio::time::sleep(delay).await;
+                self.inner.put_opts(location, payload, opts).await
+            }
+            Some(InjectedFault::TruncateWrite { kept }) => {
+                let torn = truncate(&payload, kept);
+                self.inner.put_opts(location, torn, opts).await
+            }
+            Some(fault @ InjectedFault::FailBefore) => {
+                Err(injected(op, location.to_string(), fault))
+            }
+            Some(fault @ InjectedFault::ApplyThenTimeout) => {
+                let _lost = self.inner.put_opts(location, payload, opts).await;
+                Err(injected(op, location.to_string(), fault))
+            }
+        }
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        let inner = self.inner.put_multipart_opts(location, opts).await?;
+        Ok(Box::new(FaultyUpload {
+            inner,
+            injector: Arc::clone(&self.injector),
+            location: location.clone(),
+        }))
+    }
+
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
+        let op = if options.head {
+            OpKind::Head
+        } else {
+            OpKind::Get
+        };
+        run(
+            &self.injector,
+            op,
+            || location.to_string(),
+            || self.inner.get_opts(location, options),
+        )
+        .await
+    }
+
+    async fn get_ranges(
+        &self,
+        location: &Path,
+        ranges: &[Range<u64>],
+    ) -> object_store::Result<Vec<Bytes>> {
+        run(
+            &self.injector,
+            OpKind::Get,
+            || location.to_string(),
+            || self.inner.get_ranges(location, ranges),
+        )
+        .await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<Path>>,
+    ) -> BoxStream<'static, object_store::Result<Path>> {
+        self.faulty_stream(OpKind::Delete, String::new(), || {
+            self.inner.delete_stream(locations)
+        })
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.faulty_stream(OpKind::List, prefix_name(prefix), || {
+            self.inner.list(prefix)
+        })
+    }
+
+    fn list_with_offset(
+        &self,
+        prefix: Option<&Path>,
+        offset: &Path,
+    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.faulty_stream(OpKind::List, prefix_name(prefix), || {
+            self.inner.list_with_offset(prefix, offset)
+        })
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        run(
+            &self.injector,
+            OpKind::List,
+            || prefix_name(prefix),
+            || self.inner.list_with_delimiter(prefix),
+        )
+        .await
+    }
+
+    async fn copy_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: CopyOptions,
+    ) -> object_store::Result<()> {
+        run(
+            &self.injector,
+            OpKind::Copy,
+            || format!("{from} -> {to}"),
+            || self.inner.copy_opts(from, to, options),
+        )
+        .await
+    }
+
+    async fn rename_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: RenameOptions,
+    ) -> object_store::Result<()> {
+        run(
+            &self.injector,
+            OpKind::Rename,
+            || format!("{from} -> {to}"),
+            || self.inner.rename_opts(from, to, options),
+        )
+        .await
+    }
+}
+
+impl fmt::Display for FaultyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "FaultyStore(seed={}, {}, inner={})",
+            self.seed(),
+            self.config(),
+            self.inner
+        )
+    }
+}
+
+impl fmt::Debug for FaultyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FaultyStore")
+            .field("inner", &self.inner)
+            .field("seed", &self.seed())
+            .field("enabled", &self.is_enabled())
+            .field("config", &self.config())
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+/// A multipart upload whose `complete()` is subject to `Put` faults (fail-before or
+/// apply-then-timeout; truncation does not apply to multipart uploads).
+#[derive(Debug)]
+struct FaultyUpload {
+    inner: Box<dyn MultipartUpload>,
+    injector: Arc<Injector>,
+    location: Path,
+}
+
+#[async_trait]
+impl MultipartUpload for FaultyUpload {
+    fn put_part(&mut self, data: PutPayload) -> UploadPart {
+        self.inner.put_part(data)
+    }
+
+    async fn complete(&mut self) -> object_store::Result<PutResult> {
+        let location = &self.location;
+        let inner = &mut self.inner;
+        run(
+            &self.injector,
+            OpKind::Put,
+            || location.to_string(),
+            || inner.complete(),
+        )
+        .await
+    }
+
+    async fn abort(&mut self) -> object_store::Result<()> {
+        self.inner.abort().await
+    }
+}

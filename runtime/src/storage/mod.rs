@@ -1,0 +1,34 @@
+//! Object-storage utilities shared by the checkpoint layer and the tests that break it.
+//!
+//! Today this is [`FaultyStore`], a seeded fault-injecting wrapper around any
+//! `object_store::ObjectStore`. Exact recovery and fencing must survive the failures real
+//! object stores produce: requests that fail, requests that succeed but whose response
+//! is lost, slow requests, and torn writes. Wrapping the store the job runs against in a
+//! `FaultyStore` reproduces those failures at a configurable rate, and the same seed and
+//! call order reproduce the same failures, so a failing run can be replayed.
+//!
+//! ```
+//! # use std::sync::Arc;
+//! # use object_store::{ObjectStore, memory::InMemory};
+//! use runnel_runtime::storage::{FaultConfig, FaultyStore};
+//! let store = FaultyStore::new(Arc::new(InMemory::new()), FaultConfig::failures(0.2), 42)?;
+//! let faults = store.controller();
+//! let store: Arc<dyn ObjectStore> = Arc::new(store);
+//! // ... run the job against `store`; later heal it:
+//! faults.set_enabled(false);
+//! # Ok::<(), runnel_runtime::Error>(())
+//! ```
+
+mod config;
+mod faulty;
+mod injector;
+
+#[cfg(test)]
+mod tests;
+
+pub use config::{FaultConfig, OpKind, OpSet};
+pub use faulty::FaultyStore;
+pub use injector::{
+    FAULTY_STORE_NAME, FaultController, FaultStats, InjectedError, InjectedFault, injected_fault,
+    is_injected,
+};
