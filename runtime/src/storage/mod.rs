@@ -22,6 +22,7 @@
 mod config;
 mod faulty;
 mod injector;
+mod retry;
 
 #[cfg(test)]
 mod tests;
@@ -32,3 +33,4 @@ pub use injector::{
     FAULTY_STORE_NAME, FaultController, FaultStats, InjectedError, InjectedFault, injected_fault,
     is_injected,
 };
+pub use retry::{DELETE_CHUNK, RetryPolicy, RetryStats, RetryingStore, is_retryable};

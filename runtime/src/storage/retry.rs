@@ -59,15 +59,11 @@
 //! ```
 
 use std::fmt;
-use std::future::Future;
 use std::ops::Range;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::future;
 use futures::stream::{self, BoxStream, StreamExt};
 use object_store::path::Path;
 use object_store::{
@@ -75,175 +71,16 @@ use object_store::{
     PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions,
 };
 
-use crate::{Error, Result};
+use crate::Result;
+
+mod policy;
+
+use policy::Retrier;
+pub use policy::{RetryPolicy, RetryStats, is_retryable};
 
 /// The most paths one `delete_stream` chunk (one retried inner call) deletes; S3's
 /// bulk-delete limit.
 pub const DELETE_CHUNK: usize = 1000;
-
-/// How often and how patiently a [`RetryingStore`] retries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Attempts per operation, the first one included (at least 1; 1 disables retries).
-    pub max_attempts: u32,
-    /// Sleep before the first retry; doubled before each further retry.
-    pub initial_backoff: Duration,
-    /// Upper bound of the sleep between two attempts.
-    pub max_backoff: Duration,
-}
-
-impl Default for RetryPolicy {
-    /// 8 attempts, backing off 10ms, 20ms, ... up to 1s (about 1.3s of sleep in all).
-    fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 8,
-            initial_backoff: Duration::from_millis(10),
-            max_backoff: Duration::from_secs(1),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The sleep before retry number `retry` (1 = the second attempt):
-    /// `initial_backoff * 2^(retry-1)`, capped at `max_backoff`.
-    pub fn backoff(&self, retry: u32) -> Duration {
-        let factor = 1u32
-            .checked_shl(retry.saturating_sub(1))
-            .unwrap_or(u32::MAX);
-        self.initial_backoff
-            .saturating_mul(factor)
-            .min(self.max_backoff)
-    }
-
-    /// Checks that `max_attempts >= 1` and `initial_backoff <= max_backoff`.
-    pub fn validate(&self) -> Result<()> {
-        if self.max_attempts == 0 {
-            return Err(Error::Plan("retry policy needs max_attempts >= 1".into()));
-        }
-        if self.initial_backoff > self.max_backoff {
-            return Err(Error::Plan(format!(
-                "retry policy initial_backoff {:?} exceeds max_backoff {:?}",
-                self.initial_backoff, self.max_backoff
-            )));
-        }
-        Ok(())
-    }
-}
-
-/// Whether `err` may be transient, so that trying the same call again may succeed.
-/// `false` for definitive answers (see the module docs).
-pub fn is_retryable(err: &object_store::Error) -> bool {
-    use object_store::Error as E;
-    match err {
-        E::NotFound { .. }
-        | E::AlreadyExists { .. }
-        | E::Precondition { .. }
-        | E::NotModified { .. }
-        | E::NotImplemented { .. }
-        | E::NotSupported { .. }
-        | E::InvalidPath { .. }
-        | E::PermissionDenied { .. }
-        | E::Unauthenticated { .. }
-        | E::UnknownConfigurationKey { .. }
-        | E::JoinError { .. } => false,
-        // `Generic`, and variants added to the (non-exhaustive) enum later.
-        _ => true,
-    }
-}
-
-/// What a [`RetryingStore`] has done so far.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RetryStats {
-    /// Calls made on the inner store, first attempts and retries (a stream counts once per
-    /// creation; multipart parts and completions are not counted).
-    pub attempts: u64,
-    /// Attempts that were retries (`attempts - retries` operations were started).
-    pub retries: u64,
-    /// Operations that still failed with a retryable error after `max_attempts`.
-    pub gave_up: u64,
-}
-
-/// The policy and counters, shared by the store and the streams it returns.
-#[derive(Debug)]
-struct Retrier {
-    policy: RetryPolicy,
-    attempts: AtomicU64,
-    retries: AtomicU64,
-    gave_up: AtomicU64,
-}
-
-impl Retrier {
-    /// After failed attempt number `attempt` of `op`: the sleep before the next attempt,
-    /// or `None` to return `err`.
-    fn after_failure(&self, op: &str, err: &object_store::Error, attempt: u32) -> Option<Duration> {
-        if !is_retryable(err) {
-            return None;
-        }
-        if attempt >= self.policy.max_attempts {
-            self.gave_up.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(op, attempt, "object store call failed, giving up: {err}");
-            return None;
-        }
-        self.retries.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(op, attempt, "object store call failed, retrying: {err}");
-        Some(self.policy.backoff(attempt))
-    }
-
-    /// Runs `call` until it succeeds, fails definitively, or attempts run out.
-    async fn run<T, F, Fut>(&self, op: &str, mut call: F) -> object_store::Result<T>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = object_store::Result<T>>,
-    {
-        let mut attempt = 1;
-        loop {
-            self.attempts.fetch_add(1, Ordering::Relaxed);
-            let err = match call().await {
-                Ok(value) => return Ok(value),
-                Err(err) => err,
-            };
-            let delay = self.after_failure(op, &err, attempt).ok_or(err)?;
-            tokio::time::sleep(delay).await;
-            attempt += 1;
-        }
-    }
-
-    /// A stream that re-creates `make()` while its first poll fails retryably; from the
-    /// first item (or a definitive error, or give-up) on, it is the stream as is.
-    fn stream<T, M>(self: &Arc<Self>, op: &'static str, mut make: M) -> BoxStream<'static, object_store::Result<T>>
-    where
-        T: Send + 'static,
-        M: FnMut() -> BoxStream<'static, object_store::Result<T>> + Send + 'static,
-    {
-        let retrier = Arc::clone(self);
-        let settled = async move {
-            let mut attempt = 1;
-            loop {
-                retrier.attempts.fetch_add(1, Ordering::Relaxed);
-                let mut inner = make();
-                let err = match inner.next().await {
-                    None => return stream::empty().boxed(),
-                    Some(Ok(first)) => return stream::once(future::ok(first)).chain(inner).boxed(),
-                    Some(Err(err)) => err,
-                };
-                match retrier.after_failure(op, &err, attempt) {
-                    None => return stream::once(future::err(err)).chain(inner).boxed(),
-                    Some(delay) => tokio::time::sleep(delay).await,
-                }
-                attempt += 1;
-            }
-        };
-        stream::once(settled).flatten().boxed()
-    }
-
-    fn stats(&self) -> RetryStats {
-        RetryStats {
-            attempts: self.attempts.load(Ordering::Relaxed),
-            retries: self.retries.load(Ordering::Relaxed),
-            gave_up: self.gave_up.load(Ordering::Relaxed),
-        }
-    }
-}
 
 /// An `ObjectStore` that forwards every call to `inner`, retrying failures that may be
 /// transient according to a [`RetryPolicy`]. See the module docs for what that means
@@ -258,15 +95,9 @@ impl RetryingStore {
     /// (see [`RetryPolicy::validate`]).
     pub fn new(inner: Arc<dyn ObjectStore>, policy: RetryPolicy) -> Result<Self> {
         policy.validate()?;
-        let retrier = Retrier {
-            policy,
-            attempts: AtomicU64::new(0),
-            retries: AtomicU64::new(0),
-            gave_up: AtomicU64::new(0),
-        };
         Ok(RetryingStore {
             inner,
-            retrier: Arc::new(retrier),
+            retrier: Arc::new(Retrier::new(policy)),
         })
     }
 
@@ -277,7 +108,7 @@ impl RetryingStore {
 
     /// The retry policy.
     pub fn policy(&self) -> RetryPolicy {
-        self.retrier.policy
+        self.retrier.policy()
     }
 
     /// The wrapped store.
@@ -309,8 +140,7 @@ impl ObjectStore for RetryingStore {
     ) -> object_store::Result<PutResult> {
         self.retrier
             .run("put", || {
-                self.inner
-                    .put_opts(location, payload.clone(), opts.clone())
+                self.inner.put_opts(location, payload.clone(), opts.clone())
             })
             .await
     }
@@ -358,15 +188,22 @@ impl ObjectStore for RetryingStore {
             .ready_chunks(DELETE_CHUNK)
             .flat_map(move |chunk| {
                 // Errors of the input stream are passed through; the paths are retried.
-                let (paths, errors): (Vec<_>, Vec<_>) = chunk.into_iter().partition(Result::is_ok);
+                let mut paths = Vec::with_capacity(chunk.len());
+                let mut errors = Vec::new();
+                for item in chunk {
+                    match item {
+                        Ok(path) => paths.push(path),
+                        Err(err) => errors.push(Err(err)),
+                    }
+                }
                 let errors = stream::iter(errors);
                 if paths.is_empty() {
                     return errors.boxed();
                 }
                 let inner = Arc::clone(&inner);
                 let deleted = retrier.stream("delete", move || {
-                    let paths = stream::iter(paths.iter().map(|p| Ok(p.as_ref().ok().cloned().unwrap_or_default())).collect::<Vec<_>>());
-                    inner.delete_stream(paths.boxed())
+                    let again = paths.clone().into_iter().map(Ok);
+                    inner.delete_stream(stream::iter(again).boxed())
                 });
                 errors.chain(deleted).boxed()
             })
@@ -416,7 +253,9 @@ impl ObjectStore for RetryingStore {
         options: RenameOptions,
     ) -> object_store::Result<()> {
         self.retrier
-            .run("rename", || self.inner.rename_opts(from, to, options.clone()))
+            .run("rename", || {
+                self.inner.rename_opts(from, to, options.clone())
+            })
             .await
     }
 }
