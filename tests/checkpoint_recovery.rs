@@ -19,11 +19,11 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use runnel::hot_items::HotItems;
 use runnel_connectors::log::{EmbeddedLog, LogSink, LogSource, Topic};
-use runnel_connectors::nexmark::{NexmarkOptions, NexmarkTable, generate_partition};
+use runnel_connectors::nexmark::NexmarkOptions;
 use runnel_runtime::checkpoint::{ObjectStoreCheckpoints, read_chain};
 use runnel_runtime::{CheckpointConfig, Dataflow, JobConfig, JobGraph, spawn};
 
-use common::{oracle_rows, streaming_rows};
+use common::{append_bids, oracle_rows, streaming_rows};
 
 const TOP: usize = 3;
 
@@ -56,21 +56,7 @@ async fn produce_bids(log: &EmbeddedLog) -> (Topic, Vec<arrow::array::RecordBatc
         out_of_order_group_size: 200,
         ..NexmarkOptions::default()
     };
-    let topic = log
-        .create_topic("bids", 4, NexmarkTable::Bid.schema())
-        .await
-        .unwrap();
-    let mut all = Vec::new();
-    for p in 0..4 {
-        for batch in generate_partition(&options, NexmarkTable::Bid, p).unwrap() {
-            topic
-                .append(p as u32, std::slice::from_ref(&batch), None)
-                .await
-                .unwrap();
-            all.push(batch);
-        }
-    }
-    (topic, all)
+    append_bids(log, &options).await
 }
 
 async fn run_with_kills(seed: u64, kills: usize, parallelism_of_run: impl Fn(usize) -> usize) {

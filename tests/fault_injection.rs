@@ -13,12 +13,12 @@ use object_store::memory::InMemory;
 use object_store::path::Path;
 use runnel::hot_items::HotItems;
 use runnel_connectors::log::{EmbeddedLog, LogSink, LogSource, Topic};
-use runnel_connectors::nexmark::{NexmarkOptions, NexmarkTable, generate_partition};
+use runnel_connectors::nexmark::NexmarkOptions;
 use runnel_runtime::checkpoint::ObjectStoreCheckpoints;
 use runnel_runtime::storage::{FaultConfig, FaultyStore, RetryPolicy, RetryingStore};
 use runnel_runtime::{CheckpointConfig, Dataflow, JobConfig, RestartPolicy, run_with_restarts};
 
-use common::{oracle_rows, streaming_rows};
+use common::{append_bids, oracle_rows, streaming_rows};
 
 const TOP: usize = 3;
 
@@ -54,19 +54,7 @@ async fn run_on_faulty_store(
         out_of_order_group_size: 100,
         ..NexmarkOptions::default()
     };
-    let bids = log
-        .create_topic("bids", 4, NexmarkTable::Bid.schema())
-        .await
-        .unwrap();
-    let mut all = Vec::new();
-    for p in 0..4 {
-        for batch in generate_partition(&options, NexmarkTable::Bid, p).unwrap() {
-            bids.append(p as u32, std::slice::from_ref(&batch), None)
-                .await
-                .unwrap();
-            all.push(batch);
-        }
-    }
+    let (bids, all) = append_bids(&log, &options).await;
     // The output topic takes the schema of the ranked stream.
     let out_schema = HotItems::default()
         .stream(

@@ -9,13 +9,13 @@ use std::time::Duration;
 
 mod common;
 
-use common::{oracle_rows, streaming_rows};
+use common::{append_bids, oracle_rows, streaming_rows};
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use runnel::hot_items::HotItems;
 use runnel_connectors::channel::CollectSink;
 use runnel_connectors::log::{EmbeddedLog, LogSource};
-use runnel_connectors::nexmark::{NexmarkOptions, NexmarkTable, generate_partition};
+use runnel_connectors::nexmark::NexmarkOptions;
 use runnel_runtime::{JobConfig, spawn};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -30,20 +30,7 @@ async fn hot_items_over_the_log_equals_the_batch_oracle() {
         ..NexmarkOptions::default()
     };
     let log = EmbeddedLog::new(Arc::new(InMemory::new()), Path::from("root"));
-    let topic = log
-        .create_topic("bids", 4, NexmarkTable::Bid.schema())
-        .await
-        .unwrap();
-    let mut all = Vec::new();
-    for p in 0..4 {
-        for batch in generate_partition(&options, NexmarkTable::Bid, p).unwrap() {
-            topic
-                .append(p as u32, std::slice::from_ref(&batch), None)
-                .await
-                .unwrap();
-            all.push(batch);
-        }
-    }
+    let (topic, all) = append_bids(&log, &options).await;
     let total: usize = all.iter().map(|b| b.num_rows()).sum();
     assert!(total > 100_000, "{total} bids");
 

@@ -3,6 +3,29 @@
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Int64Type, TimestampMillisecondType, UInt64Type};
 use datafusion::prelude::SessionContext;
+use runnel_connectors::log::{EmbeddedLog, Topic};
+use runnel_connectors::nexmark::{NexmarkOptions, NexmarkTable, generate_partition};
+
+/// Generates bids with `options` into a new topic `bids` of `log`, one partition of the
+/// generator per log partition; returns the topic and every batch appended.
+pub async fn append_bids(log: &EmbeddedLog, options: &NexmarkOptions) -> (Topic, Vec<RecordBatch>) {
+    let partitions = options.partitions as u32;
+    let topic = log
+        .create_topic("bids", partitions, NexmarkTable::Bid.schema())
+        .await
+        .unwrap();
+    let mut all = Vec::new();
+    for p in 0..options.partitions {
+        for batch in generate_partition(options, NexmarkTable::Bid, p).unwrap() {
+            topic
+                .append(p as u32, std::slice::from_ref(&batch), None)
+                .await
+                .unwrap();
+            all.push(batch);
+        }
+    }
+    (topic, all)
+}
 
 /// (window_start, window_end, auction, bids, rank)
 pub type Row = (i64, i64, i64, i64, u64);
