@@ -21,6 +21,21 @@ struct Cli {
 enum Command {
     /// Generate Nexmark bids into the embedded log and show the hot items live.
     Demo(DemoArgs),
+    /// Run every durable job of a data root and serve the HTTP API.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Data root: a local directory (created if missing).
+    #[arg(long, default_value = "./runnel-data")]
+    data: String,
+    /// Address of the HTTP API (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:7878")]
+    listen: std::net::SocketAddr,
+    /// Time between checkpoints, e.g. `10s`, `500ms`.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    checkpoint_interval: Duration,
 }
 
 #[derive(Debug, clap::Args)]
@@ -86,6 +101,15 @@ fn main() -> anyhow::Result<()> {
                     top: args.top,
                 })
                 .await
+            }
+            Command::Serve(args) => {
+                let data = runnel::data::DataRoot::open(&args.data)?;
+                let options = runnel::server::ServeOptions {
+                    listen: args.listen,
+                    checkpoint_interval: args.checkpoint_interval,
+                    shutdown_timeout: Duration::from_secs(30),
+                };
+                runnel::server::serve(data, options, runnel::server::shutdown_signal()).await
             }
         }
     })

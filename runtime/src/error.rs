@@ -79,6 +79,19 @@ impl Error {
             Error::Subtask { source, .. } => source.fault(),
         }
     }
+
+    /// The error itself, or the cause a failed subtask reported.
+    pub fn root_cause(&self) -> &Error {
+        match self {
+            Error::Subtask { source, .. } => source.root_cause(),
+            other => other,
+        }
+    }
+
+    /// Whether a newer instance of the job took over (see [`Error::Fenced`]).
+    pub fn is_fenced(&self) -> bool {
+        matches!(self.root_cause(), Error::Fenced(_))
+    }
 }
 
 #[cfg(test)]

@@ -24,10 +24,12 @@ pub mod watermark;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use dataflow::{Dataflow, Stream};
 pub use error::{Error, Fault, Result};
-pub use exec::{CheckpointConfig, JobConfig, JobHandle, RestartPolicy, run_with_restarts, spawn};
+pub use exec::{
+    CheckpointConfig, JobConfig, JobHandle, JobStopper, RestartPolicy, run_with_restarts, spawn,
+};
 pub use graph::{JobGraph, Partitioning, Port};
 pub use message::{Epoch, Message, Millis, WATERMARK_END, WATERMARK_START};
-pub use metrics::{JobMetrics, NodeMetrics, SubtaskMetrics};
+pub use metrics::{CheckpointMetrics, JobMetrics, NodeMetrics, SubtaskMetrics};
 pub use operator::{Operator, OperatorContext, OperatorFactory, Output};
 pub use sink::{PreCommit, Sink, SinkWriter, Staged};
 pub use source::{Source, SourcePoll, SourceReader};

@@ -70,10 +70,63 @@ impl NodeMetrics {
     }
 }
 
+/// Checkpoints a job has completed since it started (this attempt only).
+#[derive(Debug)]
+pub struct CheckpointMetrics {
+    /// Checkpoints whose manifest was written.
+    pub completed: AtomicU64,
+    /// Epoch of the newest completed checkpoint (0: none yet).
+    pub last_epoch: AtomicU64,
+    /// Wall-clock time the newest checkpoint completed, in Unix milliseconds.
+    pub last_completed_at: AtomicI64,
+    /// From barrier injection to the manifest being written, for the newest checkpoint.
+    pub last_duration_millis: AtomicU64,
+    /// Bytes of state files referenced by the newest checkpoint.
+    pub last_size_bytes: AtomicU64,
+}
+
+impl Default for CheckpointMetrics {
+    fn default() -> Self {
+        CheckpointMetrics {
+            completed: AtomicU64::new(0),
+            last_epoch: AtomicU64::new(0),
+            last_completed_at: AtomicI64::new(0),
+            last_duration_millis: AtomicU64::new(0),
+            last_size_bytes: AtomicU64::new(0),
+        }
+    }
+}
+
+impl CheckpointMetrics {
+    /// Records a completed checkpoint.
+    pub fn record(&self, epoch: u64, completed_at: Millis, duration_millis: u64, size_bytes: u64) {
+        self.last_epoch.store(epoch, Ordering::Relaxed);
+        self.last_completed_at
+            .store(completed_at, Ordering::Relaxed);
+        self.last_duration_millis
+            .store(duration_millis, Ordering::Relaxed);
+        self.last_size_bytes.store(size_bytes, Ordering::Relaxed);
+        self.completed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `(epoch, completed_at, duration_millis, size_bytes)` of the newest checkpoint.
+    pub fn last(&self) -> Option<(u64, Millis, u64, u64)> {
+        (self.completed.load(Ordering::Relaxed) > 0).then(|| {
+            (
+                self.last_epoch.load(Ordering::Relaxed),
+                self.last_completed_at.load(Ordering::Relaxed),
+                self.last_duration_millis.load(Ordering::Relaxed),
+                self.last_size_bytes.load(Ordering::Relaxed),
+            )
+        })
+    }
+}
+
 /// Counters of a job, by node in graph order.
 #[derive(Debug)]
 pub struct JobMetrics {
     pub nodes: Vec<NodeMetrics>,
+    pub checkpoints: CheckpointMetrics,
 }
 
 impl JobMetrics {

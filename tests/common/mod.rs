@@ -1,5 +1,8 @@
 //! Shared by the end-to-end tests: the hot-items batch oracle and result decoding.
 
+// Each test binary compiles this module and uses only part of it.
+#![allow(dead_code)]
+
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Int64Type, TimestampMillisecondType, UInt64Type};
 use datafusion::prelude::SessionContext;

@@ -7,9 +7,11 @@
 //! that a busy partition cannot starve the others. `positions()` counts only rows
 //! handed out, not rows fetched and still buffered.
 //!
-//! Bounded readers stop at the end offsets they observe when they open (then
-//! `SourcePoll::End`); unbounded readers tail the log: when every partition is caught up
-//! they wait `poll_interval` and report `SourcePoll::Idle`.
+//! Bounded readers stop at fixed end offsets (then `SourcePoll::End`): either those they
+//! observe when they open ([`LogSource::bounded`]) or offsets pinned when the job was
+//! defined ([`LogSource::until`]), which a restarted job needs to end at the same place.
+//! Unbounded readers tail the log: when every partition is caught up they wait
+//! `poll_interval` and report `SourcePoll::Idle`.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -26,11 +28,22 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// Default number of rows fetched per read of a partition.
 pub const DEFAULT_MAX_BATCH_ROWS: usize = 64 * 1024;
 
+/// Where a reader stops.
+#[derive(Debug, Clone)]
+enum End {
+    /// Never: tail the log.
+    Unbounded,
+    /// At the end offsets observed when the reader opens.
+    AtOpen,
+    /// At these offsets (a partition not listed is read to offset 0, i.e. not at all).
+    Offsets(HashMap<u32, u64>),
+}
+
 /// Reads a topic of the embedded log.
 #[derive(Debug, Clone)]
 pub struct LogSource {
     topic: Topic,
-    bounded: bool,
+    end: End,
     start: HashMap<u32, u64>,
     poll_interval: Duration,
     max_batch_rows: usize,
@@ -41,7 +54,7 @@ impl LogSource {
     pub fn new(topic: Topic) -> Self {
         LogSource {
             topic,
-            bounded: false,
+            end: End::Unbounded,
             start: HashMap::new(),
             poll_interval: DEFAULT_POLL_INTERVAL,
             max_batch_rows: DEFAULT_MAX_BATCH_ROWS,
@@ -50,7 +63,15 @@ impl LogSource {
 
     /// Reads up to the end offsets observed when a reader opens, then ends.
     pub fn bounded(mut self) -> Self {
-        self.bounded = true;
+        self.end = End::AtOpen;
+        self
+    }
+
+    /// Reads each partition up to the given end offset, then ends; partitions not listed
+    /// are not read. The offsets usually come from [`Topic::end_offset`] at the time a
+    /// job over a fixed input was defined, so that every restart ends at the same place.
+    pub fn until(mut self, ends: HashMap<u32, u64>) -> Self {
+        self.end = End::Offsets(ends);
         self
     }
 
@@ -102,9 +123,10 @@ impl Source for LogSource {
                 .or_else(|| self.start.get(&partition))
                 .copied()
                 .unwrap_or(0);
-            let bound = match self.bounded {
-                true => Some(self.topic.end_offset(partition).await?),
-                false => None,
+            let bound = match &self.end {
+                End::Unbounded => None,
+                End::AtOpen => Some(self.topic.end_offset(partition).await?),
+                End::Offsets(ends) => Some(ends.get(&partition).copied().unwrap_or(0)),
             };
             if let Some(end) = bound.filter(|end| start > *end) {
                 return Err(Error::Data(format!(
@@ -269,6 +291,31 @@ mod tests {
             let ends: Vec<(u32, u64)> = (0..4).map(|p| (p, oracle[&p].len() as u64)).collect();
             assert_eq!(positions, ends);
             assert!(matches!(reader.next().await.unwrap(), SourcePoll::End));
+        }
+    }
+
+    #[tokio::test]
+    async fn pinned_end_offsets_stop_every_reader_at_the_same_place() {
+        for s in stores() {
+            let topic = s.log().create_topic("t", 2, schema()).await.unwrap();
+            topic.append(0, &[batch(0..10)], None).await.unwrap();
+            topic.append(1, &[batch(10..15)], None).await.unwrap();
+            let ends = HashMap::from([(0, 10), (1, 5)]);
+            // Appends after the definition are beyond the pinned ends.
+            topic.append(0, &[batch(100..103)], None).await.unwrap();
+            let source = LogSource::new(topic.clone())
+                .until(ends.clone())
+                .max_batch_rows(4);
+            let mut reader = source.open(&[0, 1]).await.unwrap();
+            let (_, rows) = poll_until_end(reader.as_mut()).await;
+            assert_eq!(rows[&0], (0..10).collect::<Vec<_>>(), "{}", s.kind);
+            assert_eq!(rows[&1], (10..15).collect::<Vec<_>>());
+            // A restarted reader resumes at its checkpointed position and ends there too.
+            let positions = HashMap::from([(0, 7), (1, 5)]);
+            let mut reader = source.open_at(&[0, 1], &positions).await.unwrap();
+            let (_, rows) = poll_until_end(reader.as_mut()).await;
+            assert_eq!(rows[&0], vec![7, 8, 9]);
+            assert!(!rows.contains_key(&1));
         }
     }
 

@@ -20,8 +20,10 @@ use crate::checkpoint::{
     ChainPosition, CheckpointMeta, CheckpointStore, CommitOutcome, CorruptPolicy, GcOutcome,
     OperatorState, SinkCommit, SourcePosition, StateFile, collect_garbage, commit_checkpoint,
 };
+use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::message::{Epoch, Millis};
+use crate::metrics::JobMetrics;
 use crate::sink::{PreCommit, Sink, Staged};
 
 /// Periodic checkpoints of a job to object storage.
@@ -110,11 +112,14 @@ pub(crate) struct Coordinator {
     pub(crate) reports: mpsc::UnboundedReceiver<Report>,
     pub(crate) durable: Option<Durable>,
     pub(crate) next_epoch: Epoch,
+    pub(crate) metrics: Arc<JobMetrics>,
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 struct InFlight {
     epoch: Epoch,
     last: bool,
+    injected: std::time::Instant,
     acks: Vec<(usize, usize, AckPart)>,
 }
 
@@ -135,6 +140,7 @@ impl Coordinator {
         Ok(InFlight {
             epoch,
             last,
+            injected: std::time::Instant::now(),
             acks: Vec::new(),
         })
     }
@@ -239,6 +245,11 @@ impl Coordinator {
             }
         }
         if let Some(durable) = self.durable.as_mut() {
+            let size_bytes = operators
+                .iter()
+                .flat_map(|o| &o.files)
+                .map(|f| f.size)
+                .sum();
             let meta = CheckpointMeta {
                 epoch,
                 generation: durable.position.generation(),
@@ -249,10 +260,19 @@ impl Coordinator {
             };
             let started = std::time::Instant::now();
             match commit_checkpoint(durable.store.as_ref(), &mut durable.position, meta).await? {
-                CommitOutcome::Committed { seq } => tracing::info!(
-                    job = %self.job, epoch, seq,
-                    "checkpoint complete in {:?}", started.elapsed()
-                ),
+                CommitOutcome::Committed { seq } => {
+                    tracing::info!(
+                        job = %self.job, epoch, seq,
+                        "checkpoint complete in {:?} (manifest {:?})",
+                        flight.injected.elapsed(), started.elapsed()
+                    );
+                    self.metrics.checkpoints.record(
+                        epoch,
+                        self.clock.now_millis(),
+                        flight.injected.elapsed().as_millis() as u64,
+                        size_bytes,
+                    );
+                }
                 CommitOutcome::Fenced { by_generation } => {
                     return Err(Error::Fenced(format!(
                         "job {} is owned by a newer instance (generation {by_generation:?}); \

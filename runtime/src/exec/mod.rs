@@ -61,8 +61,20 @@ impl Default for JobConfig {
 pub struct JobHandle {
     name: String,
     metrics: Arc<JobMetrics>,
-    stop: watch::Sender<bool>,
+    stop: Arc<watch::Sender<bool>>,
     done: JoinHandle<Result<()>>,
+}
+
+/// Asks a running job to stop, from anywhere (the [`JobHandle`] itself is consumed by
+/// [`JobHandle::join`]).
+#[derive(Debug, Clone)]
+pub struct JobStopper(Arc<watch::Sender<bool>>);
+
+impl JobStopper {
+    /// Same as [`JobHandle::stop`].
+    pub fn stop(&self) {
+        self.0.send_replace(true);
+    }
 }
 
 impl JobHandle {
@@ -80,6 +92,11 @@ impl JobHandle {
     /// end of their input, but windows still open are not fired (no final watermark).
     pub fn stop(&self) {
         self.stop.send_replace(true);
+    }
+
+    /// A handle that can stop this job after it has been handed to [`JobHandle::join`].
+    pub fn stopper(&self) -> JobStopper {
+        JobStopper(self.stop.clone())
     }
 
     /// Whether the job has finished (successfully or not).
@@ -120,6 +137,7 @@ pub async fn spawn(graph: JobGraph, config: JobConfig) -> Result<JobHandle> {
                 subtasks: (0..n.parallelism).map(|_| Arc::default()).collect(),
             })
             .collect(),
+        checkpoints: Default::default(),
     });
 
     let (durable, mut restored, next_epoch) = match &config.checkpoints {
@@ -265,6 +283,8 @@ pub async fn spawn(graph: JobGraph, config: JobConfig) -> Result<JobHandle> {
         reports: reports_rx,
         durable,
         next_epoch,
+        metrics: metrics.clone(),
+        clock: config.clock.clone(),
     };
     let handle = tasks.spawn(coordinator.run());
     names.insert(handle.id(), ("checkpoint coordinator".to_string(), 0));
@@ -274,7 +294,7 @@ pub async fn spawn(graph: JobGraph, config: JobConfig) -> Result<JobHandle> {
     Ok(JobHandle {
         name,
         metrics,
-        stop: stop_tx,
+        stop: Arc::new(stop_tx),
         done,
     })
 }

@@ -34,14 +34,7 @@ impl Default for RestartPolicy {
 
 /// Whether a restart from the last checkpoint may cure `error`.
 pub fn is_restartable(error: &Error) -> bool {
-    !matches!(innermost(error), Error::Fenced(_)) && error.fault() == Fault::External
-}
-
-fn innermost(error: &Error) -> &Error {
-    match error {
-        Error::Subtask { source, .. } => innermost(source),
-        other => other,
-    }
+    !error.is_fenced() && error.fault() == Fault::External
 }
 
 /// Runs a job to completion, restarting it from its last checkpoint after restartable

@@ -35,8 +35,10 @@ pub(crate) struct Restored {
 }
 
 async fn read_files(store: &dyn CheckpointStore, files: &[StateFile]) -> Result<Vec<RecordBatch>> {
-    let parts: Vec<Vec<RecordBatch>> = futures::stream::iter(files)
-        .map(|file| read_state(store, file))
+    // Owned items: a closure over `&StateFile` would make the job's future Send only
+    // for one lifetime, and `spawn` could then not run inside `tokio::spawn`.
+    let parts: Vec<Vec<RecordBatch>> = futures::stream::iter(files.iter().cloned())
+        .map(|file| async move { read_state(store, &file).await })
         .buffered(READ_CONCURRENCY)
         .try_collect()
         .await?;

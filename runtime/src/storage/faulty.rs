@@ -17,6 +17,9 @@
 //! once for the copy and once for the delete). Streams (`list*`, `delete_stream`) decide
 //! once when the stream is created and then fail, delay or forward the whole stream.
 //! Multipart uploads decide at `complete()`; parts and `abort()` are forwarded untouched.
+//! An armed crash point ([`super::CrashPoint`]) acts like an apply-then-timeout on the
+//! call it names and like a fail-before on every later call; `delete_stream` checks it
+//! per path, so a crash can land between two deletes of one batch.
 //! Errors from the inner store (`NotFound`, `AlreadyExists`, `Precondition`, ...) are
 //! passed through unchanged, so `PutMode::Create` semantics are preserved.
 
@@ -35,6 +38,7 @@ use object_store::{
 };
 
 use super::config::{FaultConfig, OpKind};
+use super::crash::{CrashPoint, CrashReport};
 use super::injector::{FaultController, FaultStats, InjectedError, InjectedFault, Injector};
 use crate::Result;
 
@@ -89,19 +93,29 @@ impl FaultyStore {
         self.injector.seed()
     }
 
+    /// Arms a crash point (see [`FaultController::arm_crash`]).
+    pub fn arm_crash(&self, point: CrashPoint) {
+        self.controller().arm_crash(point);
+    }
+
+    /// The crash, once the armed point has fired.
+    pub fn crash(&self) -> Option<CrashReport> {
+        self.controller().crash()
+    }
+
     /// The wrapped store (to inspect what really happened, bypassing faults).
     pub fn inner(&self) -> &Arc<dyn ObjectStore> {
         &self.inner
     }
 
-    /// Decides a fault for one stream-returning call and applies it to the whole stream.
+    /// Applies the fault decided for one stream-returning call to the whole stream.
     fn faulty_stream<T: Send + 'static>(
-        &self,
+        fault: Option<InjectedFault>,
         op: OpKind,
         location: String,
         make: impl FnOnce() -> BoxStream<'static, object_store::Result<T>>,
     ) -> BoxStream<'static, object_store::Result<T>> {
-        match self.injector.decide(op, None) {
+        match fault {
             None | Some(InjectedFault::TruncateWrite { .. }) => make(),
             Some(InjectedFault::Latency(delay)) => {
                 let inner = make();
@@ -112,11 +126,11 @@ impl FaultyStore {
                 .flatten()
                 .boxed()
             }
-            Some(fault @ InjectedFault::FailBefore) => {
+            Some(fault @ (InjectedFault::FailBefore | InjectedFault::Down)) => {
                 let err = injected(op, location, fault);
                 stream::once(async move { Err(err) }).boxed()
             }
-            Some(fault @ InjectedFault::ApplyThenTimeout) => {
+            Some(fault @ (InjectedFault::ApplyThenTimeout | InjectedFault::Crash)) => {
                 let inner = make();
                 let err = injected(op, location, fault);
                 stream::once(async move {
@@ -133,21 +147,23 @@ impl FaultyStore {
 async fn run<T, F, Fut>(
     injector: &Injector,
     op: OpKind,
-    location: impl FnOnce() -> String,
+    location: impl Fn() -> String,
     work: F,
 ) -> object_store::Result<T>
 where
     F: FnOnce() -> Fut,
     Fut: Future<Output = object_store::Result<T>>,
 {
-    match injector.decide(op, None) {
+    match injector.decide(op, &location, None) {
         None | Some(InjectedFault::TruncateWrite { .. }) => work().await,
         Some(InjectedFault::Latency(delay)) => {
             tokio::time::sleep(delay).await;
             work().await
         }
-        Some(fault @ InjectedFault::FailBefore) => Err(injected(op, location(), fault)),
-        Some(fault @ InjectedFault::ApplyThenTimeout) => {
+        Some(fault @ (InjectedFault::FailBefore | InjectedFault::Down)) => {
+            Err(injected(op, location(), fault))
+        }
+        Some(fault @ (InjectedFault::ApplyThenTimeout | InjectedFault::Crash)) => {
             // The outcome, success or not, is the response that gets lost.
             let _lost = work().await;
             Err(injected(op, location(), fault))
@@ -193,7 +209,8 @@ impl ObjectStore for FaultyStore {
         opts: PutOptions,
     ) -> object_store::Result<PutResult> {
         let op = OpKind::Put;
-        match self.injector.decide(op, Some(payload.content_length())) {
+        let len = payload.content_length();
+        match self.injector.decide(op, || location.to_string(), Some(len)) {
             None => self.inner.put_opts(location, payload, opts).await,
             Some(InjectedFault::Latency(delay)) => {
                 tokio::time::sleep(delay).await;
@@ -203,10 +220,10 @@ impl ObjectStore for FaultyStore {
                 let torn = truncate(&payload, kept);
                 self.inner.put_opts(location, torn, opts).await
             }
-            Some(fault @ InjectedFault::FailBefore) => {
+            Some(fault @ (InjectedFault::FailBefore | InjectedFault::Down)) => {
                 Err(injected(op, location.to_string(), fault))
             }
-            Some(fault @ InjectedFault::ApplyThenTimeout) => {
+            Some(fault @ (InjectedFault::ApplyThenTimeout | InjectedFault::Crash)) => {
                 let _lost = self.inner.put_opts(location, payload, opts).await;
                 Err(injected(op, location.to_string(), fault))
             }
@@ -263,15 +280,41 @@ impl ObjectStore for FaultyStore {
         &self,
         locations: BoxStream<'static, object_store::Result<Path>>,
     ) -> BoxStream<'static, object_store::Result<Path>> {
-        self.faulty_stream(OpKind::Delete, String::new(), || {
+        let op = OpKind::Delete;
+        let fault = self.injector.decide_stream(op);
+        // Each path meets the crash point as the inner store takes it: the path that
+        // fires it is deleted, later ones are refused before they reach the store...
+        let gate = Arc::clone(&self.injector);
+        let locations = locations
+            .map(move |location| {
+                let location = location?;
+                match gate.decide_item(op, || location.to_string()) {
+                    Some(fault @ InjectedFault::Down) => {
+                        Err(injected(op, location.to_string(), fault))
+                    }
+                    _ => Ok(location),
+                }
+            })
+            .boxed();
+        let deleted = Self::faulty_stream(fault, op, String::new(), || {
             self.inner.delete_stream(locations)
-        })
+        });
+        // ...and once the store is down, no deletion is reported any more.
+        let injector = Arc::clone(&self.injector);
+        deleted
+            .map(move |result| match result {
+                Ok(location) if injector.is_down() => {
+                    Err(injected(op, location.to_string(), InjectedFault::Crash))
+                }
+                other => other,
+            })
+            .boxed()
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.faulty_stream(OpKind::List, prefix_name(prefix), || {
-            self.inner.list(prefix)
-        })
+        let (op, location) = (OpKind::List, prefix_name(prefix));
+        let fault = self.injector.decide(op, || location.clone(), None);
+        Self::faulty_stream(fault, op, location, || self.inner.list(prefix))
     }
 
     fn list_with_offset(
@@ -279,7 +322,9 @@ impl ObjectStore for FaultyStore {
         prefix: Option<&Path>,
         offset: &Path,
     ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.faulty_stream(OpKind::List, prefix_name(prefix), || {
+        let (op, location) = (OpKind::List, prefix_name(prefix));
+        let fault = self.injector.decide(op, || location.clone(), None);
+        Self::faulty_stream(fault, op, location, || {
             self.inner.list_with_offset(prefix, offset)
         })
     }

@@ -7,9 +7,11 @@
 //! and a given order of calls the faults are identical on every run (concurrent calls
 //! draw in the order the executor first polls them). Calls that are not eligible (store
 //! disabled, operation kind not in [`FaultConfig::ops`]) draw nothing, so healing and
-//! re-breaking a store is deterministic too. Injected errors are `object_store::Error::Generic { store: "faulty", .. }` wrapping
-//! an [`InjectedError`]: callers see an ordinary external storage failure, tests can still
-//! tell them apart with [`is_injected`].
+//! re-breaking a store is deterministic too. An armed crash point
+//! ([`CrashPoint`](super::CrashPoint)) is checked before that draw and consumes no
+//! randomness either. Injected errors are `object_store::Error::Generic { store: "faulty", .. }`
+//! wrapping an [`InjectedError`]: callers see an ordinary external storage failure, tests can
+//! still tell them apart with [`is_injected`].
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,6 +22,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::config::{FaultConfig, OpKind};
+use super::crash::{CrashPoint, CrashReport, CrashSwitch};
 use crate::Result;
 
 /// The `store` name carried by every injected `object_store::Error::Generic`.
@@ -39,6 +42,18 @@ pub enum InjectedFault {
         /// Number of payload bytes actually written.
         kept: usize,
     },
+    /// The armed crash point fired on this call: it was performed, then the store went
+    /// down before answering.
+    Crash,
+    /// The store is down after a crash: the call never reached it.
+    Down,
+}
+
+impl InjectedFault {
+    /// Whether the failed call was nevertheless performed on the inner store.
+    pub fn was_applied(self) -> bool {
+        matches!(self, InjectedFault::ApplyThenTimeout | InjectedFault::Crash)
+    }
 }
 
 impl fmt::Display for InjectedFault {
@@ -48,6 +63,8 @@ impl fmt::Display for InjectedFault {
             InjectedFault::ApplyThenTimeout => f.write_str("timed out after being applied"),
             InjectedFault::Latency(d) => write!(f, "delayed by {d:?}"),
             InjectedFault::TruncateWrite { kept } => write!(f, "truncated to {kept} bytes"),
+            InjectedFault::Crash => f.write_str("was applied, then the store crashed"),
+            InjectedFault::Down => f.write_str("refused: the store has crashed"),
         }
     }
 }
@@ -59,7 +76,7 @@ pub struct InjectedError {
     pub op: OpKind,
     /// The path (or list prefix) it was aimed at; empty when unknown.
     pub location: String,
-    /// What was injected: `FailBefore` or `ApplyThenTimeout`.
+    /// What was injected: `FailBefore`, `ApplyThenTimeout`, `Crash` or `Down`.
     pub fault: InjectedFault,
 }
 
@@ -114,12 +131,15 @@ pub struct FaultStats {
     pub latency: u64,
     /// Puts that stored a truncated payload.
     pub truncate_write: u64,
+    /// Calls (and paths of a `delete_stream`) failed by a crash point: the one that fired
+    /// it and every one decided after it.
+    pub crashed: u64,
 }
 
 impl FaultStats {
-    /// Calls that returned an injected error (`fail_before + apply_then_timeout`).
+    /// Calls that returned an injected error (`fail_before + apply_then_timeout + crashed`).
     pub fn failures(&self) -> u64 {
-        self.fail_before + self.apply_then_timeout
+        self.fail_before + self.apply_then_timeout + self.crashed
     }
 
     /// Every injected fault, of any kind.
@@ -135,6 +155,7 @@ struct Counters {
     apply_then_timeout: AtomicU64,
     latency: AtomicU64,
     truncate_write: AtomicU64,
+    crashed: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -149,6 +170,7 @@ pub(super) struct Injector {
     enabled: AtomicBool,
     seed: u64,
     decider: Mutex<Decider>,
+    crash: CrashSwitch,
     counters: Counters,
 }
 
@@ -162,29 +184,84 @@ impl Injector {
                 rng: StdRng::seed_from_u64(seed),
                 config,
             }),
+            crash: CrashSwitch::default(),
             counters: Counters::default(),
         })
     }
 
-    /// Decides the fault for one call of kind `op`. `put_len` is the payload length for
-    /// puts that may be truncated, `None` for every other call.
-    pub(super) fn decide(&self, op: OpKind, put_len: Option<usize>) -> Option<InjectedFault> {
+    /// Decides the fault for one call of kind `op` aimed at `location` (built only if a
+    /// crash point of that kind is armed). `put_len` is the payload length for puts that
+    /// may be truncated, `None` for every other call.
+    pub(super) fn decide(
+        &self,
+        op: OpKind,
+        location: impl FnOnce() -> String,
+        put_len: Option<usize>,
+    ) -> Option<InjectedFault> {
+        let calls = self.counters.calls.fetch_add(1, Ordering::Relaxed) + 1;
+        if !self.enabled.load(Ordering::Acquire) {
+            return None;
+        }
+        let fault = match self.crash.check(op, location, calls) {
+            Some(crash) => crash,
+            None => {
+                let mut decider = self.decider.lock().unwrap_or_else(|e| e.into_inner());
+                decider.draw(op, put_len)?
+            }
+        };
+        self.count(fault);
+        Some(fault)
+    }
+
+    /// Decides the fault for a stream whose items are separate targets
+    /// (`delete_stream`): the draw is made once for the whole stream, like
+    /// [`Injector::decide`], while the crash point is checked per item with
+    /// [`Injector::decide_item`]. A store that is already down refuses the stream.
+    pub(super) fn decide_stream(&self, op: OpKind) -> Option<InjectedFault> {
         self.counters.calls.fetch_add(1, Ordering::Relaxed);
         if !self.enabled.load(Ordering::Acquire) {
             return None;
         }
-        let fault = {
+        let fault = if self.crash.is_down() {
+            InjectedFault::Down
+        } else {
             let mut decider = self.decider.lock().unwrap_or_else(|e| e.into_inner());
-            decider.draw(op, put_len)
-        }?;
+            decider.draw(op, None)?
+        };
+        self.count(fault);
+        Some(fault)
+    }
+
+    /// The crash fault of one item of a stream decided with [`Injector::decide_stream`]:
+    /// `Crash` if it fires the point, `Down` if the store already crashed.
+    pub(super) fn decide_item(
+        &self,
+        op: OpKind,
+        location: impl FnOnce() -> String,
+    ) -> Option<InjectedFault> {
+        if !self.enabled.load(Ordering::Acquire) {
+            return None;
+        }
+        let calls = self.counters.calls.load(Ordering::Relaxed);
+        let fault = self.crash.check(op, location, calls)?;
+        self.count(fault);
+        Some(fault)
+    }
+
+    /// Whether an armed crash point has fired (and the store is enabled).
+    pub(super) fn is_down(&self) -> bool {
+        self.enabled.load(Ordering::Acquire) && self.crash.is_down()
+    }
+
+    fn count(&self, fault: InjectedFault) {
         let counter = match fault {
             InjectedFault::FailBefore => &self.counters.fail_before,
             InjectedFault::ApplyThenTimeout => &self.counters.apply_then_timeout,
             InjectedFault::Latency(_) => &self.counters.latency,
             InjectedFault::TruncateWrite { .. } => &self.counters.truncate_write,
+            InjectedFault::Crash | InjectedFault::Down => &self.counters.crashed,
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        Some(fault)
     }
 
     pub(super) fn seed(&self) -> u64 {
@@ -221,6 +298,7 @@ impl Injector {
             apply_then_timeout: c.apply_then_timeout.load(Ordering::Relaxed),
             latency: c.latency.load(Ordering::Relaxed),
             truncate_write: c.truncate_write.load(Ordering::Relaxed),
+            crashed: c.crashed.load(Ordering::Relaxed),
         }
     }
 }
@@ -293,6 +371,22 @@ impl FaultController {
     pub fn stats(&self) -> FaultStats {
         self.injector.stats()
     }
+
+    /// Arms a crash point, replacing any earlier one and reviving a crashed store: the
+    /// store goes down right after the call `point` names (see [`CrashPoint`]).
+    pub fn arm_crash(&self, point: CrashPoint) {
+        self.injector.crash.arm(Some(point));
+    }
+
+    /// Removes the crash point and revives the store if it had crashed.
+    pub fn disarm_crash(&self) {
+        self.injector.crash.arm(None);
+    }
+
+    /// The crash, once the armed point has fired.
+    pub fn crash(&self) -> Option<CrashReport> {
+        self.injector.crash.report()
+    }
 }
 
 #[cfg(test)]
@@ -333,13 +427,16 @@ mod tests {
         let run = |seed| {
             let injector = Injector::new(config.clone(), seed).unwrap();
             (0..500)
-                .map(|i| injector.decide(OpKind::ALL[i % 7], Some(10).filter(|_| i % 7 == 0)))
+                .map(|i| {
+                    let put_len = Some(10).filter(|_| i % 7 == 0);
+                    injector.decide(OpKind::ALL[i % 7], String::new, put_len)
+                })
                 .collect::<Vec<_>>()
         };
         assert_eq!(run(1), run(1));
         assert_ne!(run(1), run(2));
         let injector = Injector::new(config.disabled(), 1).unwrap();
-        assert_eq!(injector.decide(OpKind::Put, Some(10)), None);
+        assert_eq!(injector.decide(OpKind::Put, String::new, Some(10)), None);
         assert_eq!(injector.stats().calls, 1);
         assert_eq!(injector.stats().injected(), 0);
     }

@@ -5,7 +5,9 @@
 //! object stores produce: requests that fail, requests that succeed but whose response
 //! is lost, slow requests, and torn writes. Wrapping the store the job runs against in a
 //! `FaultyStore` reproduces those failures at a configurable rate, and the same seed and
-//! call order reproduce the same failures, so a failing run can be replayed.
+//! call order reproduce the same failures, so a failing run can be replayed. A store can
+//! also be armed to crash at a named call ([`CrashPoint`]): that call is applied and every
+//! later one fails, as if the process had died right after it.
 //!
 //! ```
 //! # use std::sync::Arc;
@@ -20,6 +22,7 @@
 //! ```
 
 mod config;
+mod crash;
 mod faulty;
 mod injector;
 mod retry;
@@ -28,6 +31,7 @@ mod retry;
 mod tests;
 
 pub use config::{FaultConfig, OpKind, OpSet};
+pub use crash::{CrashPoint, CrashReport};
 pub use faulty::FaultyStore;
 pub use injector::{
     FAULTY_STORE_NAME, FaultController, FaultStats, InjectedError, InjectedFault, injected_fault,

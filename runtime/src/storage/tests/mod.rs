@@ -1,6 +1,7 @@
 //! Tests of [`FaultyStore`] against `InMemory` and `LocalFileSystem`. The oracle is the
 //! inner store itself, read directly (bypassing faults) after each faulty call.
 
+mod crash;
 mod retry;
 mod scope;
 mod writes;

@@ -1,0 +1,76 @@
+//! The data root: the one object-store location that holds everything a runnel
+//! process keeps (the embedded log, job definitions, checkpoints).
+//!
+//! Compute is stateless between checkpoints, so a process started on the same data root
+//! (on this machine or another) picks up exactly where the last one stopped.
+
+use std::fmt;
+use std::path::Path as FsPath;
+use std::sync::Arc;
+
+use anyhow::Context;
+use object_store::ObjectStore;
+use object_store::path::Path;
+use runnel_connectors::log::{EmbeddedLog, SyncedLocalFileSystem};
+use runnel_runtime::storage::{RetryPolicy, RetryingStore};
+
+/// An object store and the prefix under which runnel's data lives.
+#[derive(Clone)]
+pub struct DataRoot {
+    /// Retries calls that failed without a definite answer (every write is create-only,
+    /// so a retry cannot apply anything twice).
+    pub store: Arc<dyn ObjectStore>,
+    /// Prefix inside `store` (empty for a local directory).
+    pub root: Path,
+    /// Where it is, for messages.
+    pub location: String,
+}
+
+impl fmt::Debug for DataRoot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DataRoot")
+            .field("location", &self.location)
+            .finish()
+    }
+}
+
+impl DataRoot {
+    /// Opens `location`: a local directory (created if missing). Object-store URLs
+    /// (`s3://bucket/prefix`) are refused with a clear message until the S3 backend is
+    /// built in.
+    pub fn open(location: &str) -> anyhow::Result<Self> {
+        if let Some((scheme, _)) = location.split_once("://") {
+            anyhow::bail!(
+                "data root {location}: `{scheme}://` object stores are not supported by this \
+                 build; use a local directory"
+            );
+        }
+        Self::local(FsPath::new(location))
+    }
+
+    /// A local directory, through a store that fsyncs every write before it returns.
+    pub fn local(dir: &FsPath) -> anyhow::Result<Self> {
+        let store = SyncedLocalFileSystem::new(dir)
+            .with_context(|| format!("cannot open data directory {}", dir.display()))?;
+        Self::new(Arc::new(store), Path::from(""), dir.display().to_string())
+    }
+
+    /// Any object store; `store` is wrapped in a [`RetryingStore`].
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        root: Path,
+        location: impl Into<String>,
+    ) -> anyhow::Result<Self> {
+        let store = RetryingStore::new(store, RetryPolicy::default())?;
+        Ok(DataRoot {
+            store: Arc::new(store),
+            root,
+            location: location.into(),
+        })
+    }
+
+    /// The embedded log under `{root}/log/`.
+    pub fn log(&self) -> EmbeddedLog {
+        EmbeddedLog::new(self.store.clone(), self.root.clone())
+    }
+}

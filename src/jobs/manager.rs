@@ -1,0 +1,352 @@
+//! Runs every durable job of a data root and keeps its live status.
+//!
+//! At start the manager resumes each stored job that has not finished: the runtime
+//! claims the job's checkpoint chain (fencing any older instance, wherever it runs),
+//! restores the newest checkpoint and rewinds the sources, so a killed process loses
+//! nothing. A job that fails for an outside reason restarts from its last checkpoint
+//! ([`run_with_restarts`]); a job fenced by a newer instance stops for good and says so.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use runnel_connectors::log::{EmbeddedLog, LogSink, LogSource, Topic};
+use runnel_runtime::checkpoint::ObjectStoreCheckpoints;
+use runnel_runtime::{
+    CheckpointConfig, Clock, Dataflow, JobConfig, JobGraph, JobHandle, JobMetrics, JobStopper,
+    RestartPolicy, SystemClock, run_with_restarts,
+};
+use tokio::task::JoinHandle;
+
+use super::catalog::{Finished, JobCatalog};
+use super::definition::{HotItemsJob, JobDefinition, JobKind};
+use crate::data::DataRoot;
+
+/// Builds a job's graph afresh for every attempt.
+type GraphBuilder = Box<dyn Fn() -> runnel_runtime::Result<JobGraph> + Send + Sync>;
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Being prepared or restored.
+    Starting,
+    Running,
+    /// Failed for an outside reason; restarting from its last checkpoint.
+    Restarting,
+    /// A job over a fixed input that committed all of it.
+    Finished,
+    /// Stopped by this process (shutdown) after a final checkpoint; resumes on restart.
+    Stopped,
+    /// A newer instance of the job took over; this one stopped without committing.
+    Fenced,
+    /// Failed for a reason a restart cannot cure.
+    Failed,
+}
+
+/// A snapshot of one job's status.
+#[derive(Debug, Clone)]
+pub struct JobStatus {
+    pub definition: JobDefinition,
+    pub state: JobState,
+    pub error: Option<String>,
+    /// Restarts of this process's instance after failures.
+    pub restarts: u32,
+    /// Counters of the current attempt (none before it starts).
+    pub metrics: Option<Arc<JobMetrics>>,
+}
+
+struct Live {
+    state: JobState,
+    error: Option<String>,
+    attempts: u32,
+    metrics: Option<Arc<JobMetrics>>,
+    stopper: Option<JobStopper>,
+}
+
+struct Entry {
+    definition: JobDefinition,
+    live: Mutex<Live>,
+}
+
+impl Entry {
+    fn live(&self) -> std::sync::MutexGuard<'_, Live> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn set(&self, state: JobState, error: Option<String>) {
+        let mut live = self.live();
+        live.state = state;
+        live.error = error;
+    }
+}
+
+/// The durable jobs of one data root, running in this process.
+#[derive(Clone)]
+pub struct JobManager {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    data: DataRoot,
+    log: EmbeddedLog,
+    catalog: JobCatalog,
+    checkpoint_interval: Duration,
+    jobs: Mutex<BTreeMap<String, Arc<Entry>>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    shutting_down: AtomicBool,
+}
+
+impl std::fmt::Debug for JobManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobManager")
+            .field("data", &self.inner.data)
+            .finish()
+    }
+}
+
+impl JobManager {
+    pub fn new(data: DataRoot, checkpoint_interval: Duration) -> Self {
+        JobManager {
+            inner: Arc::new(Inner {
+                log: data.log(),
+                catalog: JobCatalog::new(data.store.clone(), data.root.clone()),
+                data,
+                checkpoint_interval,
+                jobs: Mutex::default(),
+                tasks: Mutex::default(),
+                shutting_down: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    pub fn catalog(&self) -> &JobCatalog {
+        &self.inner.catalog
+    }
+
+    /// Starts every stored job that has not finished; finished ones are listed as such.
+    /// A definition that cannot be read is reported and skipped: it must not keep the
+    /// other jobs from running. Returns the number of jobs started.
+    pub async fn resume_all(&self) -> anyhow::Result<usize> {
+        let mut started = 0;
+        for name in self.inner.catalog.names().await? {
+            let definition = match self.inner.catalog.get(&name).await {
+                Ok(Some(definition)) => definition,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::error!(job = %name, "not resumed: {e:#}");
+                    continue;
+                }
+            };
+            let finished = self.inner.catalog.finished(&name).await?;
+            let state = match finished {
+                Some(_) => JobState::Finished,
+                None => JobState::Starting,
+            };
+            let entry = self.register(definition, state);
+            if finished.is_none() {
+                self.launch(entry);
+                started += 1;
+            }
+        }
+        Ok(started)
+    }
+
+    /// Stores `definition` and starts it (a job already running here is left alone).
+    pub async fn submit(&self, definition: JobDefinition) -> anyhow::Result<()> {
+        self.inner.catalog.create(&definition).await?;
+        if self.status(&definition.name).is_none() {
+            let entry = self.register(definition, JobState::Starting);
+            self.launch(entry);
+        }
+        Ok(())
+    }
+
+    fn register(&self, definition: JobDefinition, state: JobState) -> Arc<Entry> {
+        let entry = Arc::new(Entry {
+            definition: definition.clone(),
+            live: Mutex::new(Live {
+                state,
+                error: None,
+                attempts: 0,
+                metrics: None,
+                stopper: None,
+            }),
+        });
+        let mut jobs = self.inner.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        jobs.insert(definition.name, entry.clone());
+        entry
+    }
+
+    fn launch(&self, entry: Arc<Entry>) {
+        let inner = self.inner.clone();
+        let task = tokio::spawn(async move { inner.run(entry).await });
+        let mut tasks = self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        tasks.push(task);
+    }
+
+    /// The status of job `name`, if this process knows it.
+    pub fn status(&self, name: &str) -> Option<JobStatus> {
+        let jobs = self.inner.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        jobs.get(name).map(|e| snapshot(e))
+    }
+
+    /// Every job's status, by name.
+    pub fn list(&self) -> Vec<JobStatus> {
+        let jobs = self.inner.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        jobs.values().map(|e| snapshot(e)).collect()
+    }
+
+    /// Stops every running job after a final checkpoint, and waits for them.
+    pub async fn shutdown(&self, timeout: Duration) {
+        self.inner.shutting_down.store(true, Ordering::SeqCst);
+        let entries: Vec<Arc<Entry>> = {
+            let jobs = self.inner.jobs.lock().unwrap_or_else(|p| p.into_inner());
+            jobs.values().cloned().collect()
+        };
+        for entry in entries {
+            if let Some(stopper) = &entry.live().stopper {
+                stopper.stop();
+            }
+        }
+        let tasks =
+            std::mem::take(&mut *self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        if tokio::time::timeout(timeout, futures::future::join_all(tasks))
+            .await
+            .is_err()
+        {
+            tracing::warn!("jobs did not stop within {timeout:?}; their last checkpoint stands");
+        }
+    }
+}
+
+fn snapshot(entry: &Entry) -> JobStatus {
+    let live = entry.live();
+    JobStatus {
+        definition: entry.definition.clone(),
+        state: live.state,
+        error: live.error.clone(),
+        restarts: live.attempts.saturating_sub(1),
+        metrics: live.metrics.clone(),
+    }
+}
+
+impl Inner {
+    async fn run(self: Arc<Self>, entry: Arc<Entry>) {
+        let name = entry.definition.name.clone();
+        let (state, error) = match self.clone().run_to_end(entry.clone()).await {
+            Ok(state) => (state, None),
+            Err(e)
+                if e.downcast_ref::<runnel_runtime::Error>()
+                    .is_some_and(|e| e.is_fenced()) =>
+            {
+                tracing::error!(job = %name, "stopped: {e:#}");
+                (JobState::Fenced, Some(format!("{e:#}")))
+            }
+            Err(e) => {
+                tracing::error!(job = %name, "failed: {e:#}");
+                (JobState::Failed, Some(format!("{e:#}")))
+            }
+        };
+        entry.set(state, error);
+    }
+
+    async fn run_to_end(self: Arc<Self>, entry: Arc<Entry>) -> anyhow::Result<JobState> {
+        let definition = entry.definition.clone();
+        let definition = &definition;
+        let build = match &definition.kind {
+            JobKind::HotItems(job) => self.hot_items(definition, job).await?,
+        };
+        let checkpoints = ObjectStoreCheckpoints::new(
+            self.data.store.clone(),
+            self.data.root.clone(),
+            &definition.name,
+        )?;
+        let config = JobConfig {
+            checkpoints: Some(CheckpointConfig::new(
+                Arc::new(checkpoints),
+                self.checkpoint_interval,
+            )),
+            ..JobConfig::default()
+        };
+        // Owned captures: the closure lives inside a spawned future.
+        let (starting, inner) = (entry.clone(), self.clone());
+        let on_start = move |handle: &JobHandle| {
+            let mut live = starting.live();
+            live.attempts += 1;
+            live.state = JobState::Running;
+            live.metrics = Some(handle.metrics().clone());
+            live.stopper = Some(handle.stopper());
+            if inner.shutting_down.load(Ordering::SeqCst) {
+                handle.stop();
+            }
+        };
+        let policy = RestartPolicy::default();
+        run_with_restarts(build, config, policy, on_start).await?;
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Ok(JobState::Stopped);
+        }
+        let epoch = entry
+            .live()
+            .metrics
+            .as_ref()
+            .and_then(|m| m.checkpoints.last())
+            .map_or(0, |(epoch, ..)| epoch);
+        let finished = Finished {
+            at: SystemClock.now_millis(),
+            epoch,
+        };
+        self.catalog
+            .mark_finished(&definition.name, &finished)
+            .await?;
+        tracing::info!(job = %definition.name, epoch, "finished");
+        Ok(JobState::Finished)
+    }
+
+    /// Resolves the topics once, then returns how to build the graph for each attempt.
+    async fn hot_items(
+        &self,
+        definition: &JobDefinition,
+        job: &HotItemsJob,
+    ) -> anyhow::Result<GraphBuilder> {
+        let input = self
+            .log
+            .topic(&job.input.topic)
+            .await
+            .with_context(|| format!("job {}: input topic", definition.name))?;
+        let source = {
+            let source = LogSource::new(input);
+            match &job.input.until {
+                Some(until) => source.until((0..).zip(until.iter().copied()).collect()),
+                None => source,
+            }
+        };
+        let shape = job.shape(definition.parallelism);
+        let name = definition.name.clone();
+        // The output schema, from a throw-away build (a `Dataflow` is not `Send`, so it
+        // must be gone before the next await).
+        let schema = {
+            let probe = Dataflow::new(&name);
+            shape
+                .stream(&probe, Arc::new(source.clone()))?
+                .schema()
+                .clone()
+        };
+        let output: Topic = self
+            .log
+            .create_topic(&job.output_topic, 1, schema)
+            .await
+            .with_context(|| format!("job {name}: output topic"))?;
+        let producer = format!("{name}.sink");
+        Ok(Box::new(move || {
+            let flow = Dataflow::new(&name).with_parallelism(shape.parallelism);
+            let sink = LogSink::new(output.clone(), producer.clone())?;
+            shape
+                .stream(&flow, Arc::new(source.clone()))?
+                .sink("output", Arc::new(sink))?;
+            flow.build()
+        }))
+    }
+}

@@ -1,0 +1,10 @@
+//! Durable jobs: definitions stored under the data root, run and resumed by any process
+//! started on it.
+
+pub mod catalog;
+pub mod definition;
+pub mod manager;
+
+pub use catalog::{Created, Finished, JobCatalog};
+pub use definition::{HotItemsJob, JobDefinition, JobKind, LogInput};
+pub use manager::{JobManager, JobState, JobStatus};

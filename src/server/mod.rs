@@ -1,0 +1,108 @@
+//! `runnel serve`: the long-running process. It opens the data root, checks that the
+//! object store can carry exactly-once jobs, resumes every durable job, and answers the
+//! HTTP API until it is told to stop.
+
+mod error;
+mod jobs_api;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::routing::get;
+use runnel_runtime::checkpoint::probe_conditional_writes;
+use runnel_runtime::{Clock, SystemClock};
+
+pub use error::ApiError;
+
+use crate::data::DataRoot;
+use crate::jobs::JobManager;
+
+/// What `runnel serve` was asked to do.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub listen: SocketAddr,
+    pub checkpoint_interval: Duration,
+    /// How long a shutdown waits for jobs to take their final checkpoint.
+    pub shutdown_timeout: Duration,
+}
+
+/// Shared by the request handlers.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub jobs: JobManager,
+}
+
+/// The HTTP API.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/v1/jobs", get(jobs_api::list))
+        .route("/v1/jobs/{id}", get(jobs_api::get))
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .with_state(state)
+}
+
+/// Refuses a store on which the create-only checkpoint protocol would not fence.
+pub async fn require_conditional_writes(data: &DataRoot) -> anyhow::Result<()> {
+    // A scratch path of its own, so processes starting together do not race each other.
+    let scratch = data.root.clone().join("probe").join(format!(
+        "{}-{}",
+        std::process::id(),
+        SystemClock.now_millis()
+    ));
+    let report = probe_conditional_writes(data.store.as_ref(), &scratch)
+        .await
+        .with_context(|| format!("cannot probe the object store at {}", data.location))?;
+    report.require_exactly_once()?;
+    Ok(())
+}
+
+/// Runs the server on `data` until `shutdown` completes, then stops the jobs after a
+/// final checkpoint. Prints `listening on http://ADDR` once requests are accepted.
+pub async fn serve(
+    data: DataRoot,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    require_conditional_writes(&data).await?;
+    let jobs = JobManager::new(data.clone(), options.checkpoint_interval);
+    let resumed = jobs.resume_all().await?;
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", options.listen))?;
+    let address = listener.local_addr()?;
+    tracing::info!(data = %data.location, resumed, "runnel serving on {address}");
+    println!("listening on http://{address}");
+    let app = router(AppState { jobs: jobs.clone() });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("HTTP server failed")?;
+    jobs.shutdown(options.shutdown_timeout).await;
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}
