@@ -106,3 +106,50 @@ pub async fn shutdown_signal() {
         _ = terminate => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use object_store::memory::InMemory;
+    use object_store::path::Path;
+    use runnel_runtime::storage::{FaultConfig, FaultyStore};
+
+    use super::*;
+
+    fn options() -> ServeOptions {
+        ServeOptions {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            checkpoint_interval: Duration::from_secs(10),
+            shutdown_timeout: Duration::from_secs(5),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_store_that_ignores_conditional_creates_is_refused_at_start() {
+        let lying = FaultyStore::new(
+            Arc::new(InMemory::new()),
+            FaultConfig::none().with_ignored_preconditions(),
+            1,
+        )
+        .unwrap();
+        let data = DataRoot::new(Arc::new(lying), Path::from("data"), "lying").unwrap();
+        let error = serve(data, options(), std::future::ready(()))
+            .await
+            .unwrap_err();
+        let message = format!("{error:#}");
+        assert!(
+            message.contains("does not honour conditional creates")
+                && message.contains("cannot run exactly-once jobs"),
+            "{message}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_honest_store_is_accepted() {
+        let data = DataRoot::new(Arc::new(InMemory::new()), Path::from("data"), "memory").unwrap();
+        serve(data, options(), std::future::ready(()))
+            .await
+            .unwrap();
+    }
+}

@@ -349,3 +349,43 @@ async fn an_idle_partition_stops_holding_back_the_watermark() {
     assert!(wms.contains(&49_000), "{wms:?}");
     assert!(!wms.iter().any(|&w| w > 5 && w < 10_000), "{wms:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restoring_job_runs_inside_a_spawned_task_and_counts_its_checkpoints() {
+    use crate::checkpoint::ObjectStoreCheckpoints;
+    use crate::exec::CheckpointConfig;
+
+    let store = Arc::new(object_store::memory::InMemory::new());
+    let checkpoints = Arc::new(
+        ObjectStoreCheckpoints::new(store, object_store::path::Path::from("r"), "t").unwrap(),
+    );
+    let config = JobConfig {
+        checkpoints: Some(CheckpointConfig::new(checkpoints, Duration::from_secs(60))),
+        ..JobConfig::default()
+    };
+    let source = || VecSource {
+        batches: vec![vec![batch(&[1, 2, 3], &[10, 20, 30])]],
+        endless: false,
+        tick: None,
+    };
+    let mut epochs = Vec::new();
+    for _ in 0..2 {
+        let (graph, config) = (tagging_job(source(), Collected::default()), config.clone());
+        // A server runs jobs from spawned tasks: the whole start (claim, restore) must be
+        // Send for any lifetime, which a closure over borrowed state files once broke.
+        let metrics = tokio::spawn(async move {
+            let job = spawn(graph, config).await?;
+            let metrics = job.metrics().clone();
+            job.join().await.map(|()| metrics)
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        let (epoch, ..) = metrics.checkpoints.last().expect("the final checkpoint");
+        epochs.push(epoch);
+    }
+    assert!(
+        epochs[1] > epochs[0],
+        "the second run restored and went on: {epochs:?}"
+    );
+}

@@ -143,6 +143,10 @@ pub struct FaultConfig {
     pub ops: OpSet,
     /// Whether the store starts injecting; see `FaultyStore::set_enabled`.
     pub enabled: bool,
+    /// Treat every conditional put (`PutMode::Create`, `PutMode::Update`) as a plain
+    /// overwrite, like S3-compatible servers that accept the headers and ignore them.
+    /// Not drawn: while the store is enabled it applies to every put.
+    pub ignore_preconditions: bool,
 }
 
 impl Default for FaultConfig {
@@ -156,6 +160,7 @@ impl Default for FaultConfig {
             latency_range: (Duration::ZERO, Duration::ZERO),
             ops: OpSet::ALL,
             enabled: true,
+            ignore_preconditions: false,
         }
     }
 }
@@ -208,6 +213,13 @@ impl FaultConfig {
     #[must_use]
     pub fn with_ops(mut self, ops: impl Into<OpSet>) -> Self {
         self.ops = ops.into();
+        self
+    }
+
+    /// Sets [`FaultConfig::ignore_preconditions`].
+    #[must_use]
+    pub fn with_ignored_preconditions(mut self) -> Self {
+        self.ignore_preconditions = true;
         self
     }
 

@@ -34,7 +34,7 @@ use futures::stream::{self, BoxStream, StreamExt};
 use object_store::path::Path;
 use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, UploadPart,
+    PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, UploadPart,
 };
 
 use super::config::{FaultConfig, OpKind};
@@ -210,6 +210,13 @@ impl ObjectStore for FaultyStore {
     ) -> object_store::Result<PutResult> {
         let op = OpKind::Put;
         let len = payload.content_length();
+        let opts = match self.is_enabled() && self.config().ignore_preconditions {
+            true => PutOptions {
+                mode: PutMode::Overwrite,
+                ..opts
+            },
+            false => opts,
+        };
         match self.injector.decide(op, || location.to_string(), Some(len)) {
             None => self.inner.put_opts(location, payload, opts).await,
             Some(InjectedFault::Latency(delay)) => {
