@@ -36,6 +36,12 @@ struct ServeArgs {
     /// Time between checkpoints, e.g. `10s`, `500ms`.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     checkpoint_interval: Duration,
+    /// Require `Authorization: Bearer TOKEN` on every request but `/healthz`.
+    #[arg(long, env = "RUNNEL_TOKEN")]
+    token: Option<String>,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, default_value_t = runnel::server::DEFAULT_MAX_BODY_BYTES)]
+    max_body_bytes: usize,
 }
 
 #[derive(Debug, clap::Args)]
@@ -103,11 +109,17 @@ fn main() -> anyhow::Result<()> {
                 .await
             }
             Command::Serve(args) => {
+                anyhow::ensure!(
+                    !args.checkpoint_interval.is_zero(),
+                    "--checkpoint-interval must be longer than zero"
+                );
                 let data = runnel::data::DataRoot::open(&args.data)?;
                 let options = runnel::server::ServeOptions {
                     listen: args.listen,
                     checkpoint_interval: args.checkpoint_interval,
                     shutdown_timeout: Duration::from_secs(30),
+                    token: args.token,
+                    max_body_bytes: args.max_body_bytes,
                 };
                 runnel::server::serve(data, options, runnel::server::shutdown_signal()).await
             }

@@ -4,6 +4,8 @@
 
 mod error;
 mod jobs_api;
+mod results_api;
+mod topics_api;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,6 +19,8 @@ use runnel_runtime::{Clock, SystemClock};
 
 pub use error::ApiError;
 
+use runnel_connectors::log::EmbeddedLog;
+
 use crate::data::DataRoot;
 use crate::jobs::JobManager;
 
@@ -27,12 +31,22 @@ pub struct ServeOptions {
     pub checkpoint_interval: Duration,
     /// How long a shutdown waits for jobs to take their final checkpoint.
     pub shutdown_timeout: Duration,
+    /// When set, every request but `/healthz` needs `Authorization: Bearer {token}`.
+    pub token: Option<String>,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
 }
+
+/// Default of [`ServeOptions::max_body_bytes`].
+pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 /// Shared by the request handlers.
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub jobs: JobManager,
+    pub data: DataRoot,
+    pub log: EmbeddedLog,
+    pub options: ServeOptions,
 }
 
 /// The HTTP API.
@@ -41,6 +55,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/v1/jobs", get(jobs_api::list))
         .route("/v1/jobs/{id}", get(jobs_api::get))
+        .merge(results_api::routes())
+        .merge(topics_api::routes())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .with_state(state)
 }
@@ -74,14 +90,20 @@ pub async fn serve(
         .await
         .with_context(|| format!("cannot listen on {}", options.listen))?;
     let address = listener.local_addr()?;
+    let shutdown_timeout = options.shutdown_timeout;
     tracing::info!(data = %data.location, resumed, "runnel serving on {address}");
     println!("listening on http://{address}");
-    let app = router(AppState { jobs: jobs.clone() });
+    let app = router(AppState {
+        jobs: jobs.clone(),
+        log: data.log(),
+        data,
+        options,
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
         .context("HTTP server failed")?;
-    jobs.shutdown(options.shutdown_timeout).await;
+    jobs.shutdown(shutdown_timeout).await;
     Ok(())
 }
 
@@ -122,6 +144,8 @@ mod tests {
             listen: "127.0.0.1:0".parse().unwrap(),
             checkpoint_interval: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(5),
+            token: None,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         }
     }
 
