@@ -83,6 +83,13 @@ impl JobDefinition {
         }
     }
 
+    /// The log topic the job's committed results go to.
+    pub fn output_topic(&self) -> &str {
+        match &self.kind {
+            JobKind::HotItems(job) => &job.output_topic,
+        }
+    }
+
     /// Short name of the job's kind, for status output.
     pub fn kind_name(&self) -> &'static str {
         match self.kind {

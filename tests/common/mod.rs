@@ -3,6 +3,9 @@
 // Each test binary compiles this module and uses only part of it.
 #![allow(dead_code)]
 
+pub mod durable;
+pub mod python;
+
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Int64Type, TimestampMillisecondType, UInt64Type};
 use datafusion::prelude::SessionContext;
