@@ -10,6 +10,7 @@ pub use runnel_connectors as connectors;
 pub use runnel_operators as operators;
 pub use runnel_runtime as runtime;
 
+pub mod client;
 pub mod data;
 pub mod demo;
 pub mod hot_items;

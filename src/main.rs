@@ -23,6 +23,66 @@ enum Command {
     Demo(DemoArgs),
     /// Run every durable job of a data root and serve the HTTP API.
     Serve(ServeArgs),
+    /// Submit SQL statements to a running server.
+    Sql(SqlArgs),
+    /// Append a file of records (JSON lines or Arrow IPC) to a topic.
+    Produce(ProduceArgs),
+    /// Print a job's committed results as they arrive.
+    Tail(TailArgs),
+}
+
+/// How a client command reaches the server.
+#[derive(Debug, clap::Args)]
+struct ServerArgs {
+    /// Base URL of the runnel server.
+    #[arg(long, default_value = "http://127.0.0.1:7878")]
+    server: String,
+    /// Bearer token, when the server requires one.
+    #[arg(long, env = "RUNNEL_TOKEN")]
+    token: Option<String>,
+}
+
+impl ServerArgs {
+    fn server(self) -> runnel::client::Server {
+        runnel::client::Server {
+            url: self.server,
+            token: self.token,
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false, id = "statements")]
+struct SqlArgs {
+    /// File of SQL statements.
+    #[arg(short = 'f', long = "file", group = "statements")]
+    file: Option<PathBuf>,
+    /// SQL statements given inline.
+    #[arg(short = 'e', long = "execute", group = "statements")]
+    execute: Option<String>,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+#[derive(Debug, clap::Args)]
+struct ProduceArgs {
+    /// Topic to append to.
+    topic: String,
+    /// JSON lines, an Arrow IPC stream or an Arrow IPC file.
+    file: PathBuf,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+#[derive(Debug, clap::Args)]
+struct TailArgs {
+    /// The job whose results to follow.
+    job: String,
+    /// `earliest` (every committed result) or `latest` (from now on).
+    #[arg(long, default_value = "latest")]
+    from: String,
+    #[command(flatten)]
+    server: ServerArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -107,6 +167,24 @@ fn main() -> anyhow::Result<()> {
                     top: args.top,
                 })
                 .await
+            }
+            Command::Sql(args) => {
+                let text = match (args.file, args.execute) {
+                    (Some(file), _) => std::fs::read_to_string(&file)
+                        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?,
+                    (None, Some(text)) => text,
+                    (None, None) => unreachable!("clap requires one of -f and -e"),
+                };
+                runnel::client::run_sql(&args.server.server(), text).await
+            }
+            Command::Produce(args) => {
+                let server = args.server.server();
+                runnel::client::produce(&server, &args.topic, &args.file)
+                    .await
+                    .map(|_| ())
+            }
+            Command::Tail(args) => {
+                runnel::client::tail(&args.server.server(), &args.job, &args.from).await
             }
             Command::Serve(args) => {
                 anyhow::ensure!(

@@ -88,6 +88,19 @@ async fn pyarrow_reads_committed_results_live_and_again_after_a_restart() {
         .unwrap();
     assert_eq!(streaming_rows(&replayed), expected);
 
+    // `runnel tail` prints the same rows as tables.
+    let tail = std::process::Command::new(env!("CARGO_BIN_EXE_runnel"))
+        .args(["tail", JOB, "--from", "earliest", "--server", &url])
+        .output()
+        .unwrap();
+    assert!(tail.status.success(), "{}", String::from_utf8_lossy(&tail.stderr));
+    let printed = String::from_utf8(tail.stdout).unwrap();
+    let rows = printed
+        .lines()
+        .filter(|l| l.starts_with('|') && !l.contains("window_start"))
+        .count();
+    assert_eq!(rows, expected.len(), "{printed}");
+
     // Errors are JSON.
     let client = reqwest::Client::new();
     for (path, status) in [

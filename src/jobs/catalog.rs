@@ -3,6 +3,7 @@
 //! ```text
 //! {root}/jobs/{name}/definition.json   what the job computes (create-only)
 //! {root}/jobs/{name}/finished.json     written once a job over a fixed input has ended
+//! {root}/jobs/{name}/dropped.json      written when the job is dropped: never resumed
 //! {root}/jobs/{name}/manifests/...     its checkpoints (runtime::checkpoint::layout)
 //! ```
 //!
@@ -24,6 +25,7 @@ use super::definition::JobDefinition;
 
 const DEFINITION: &str = "definition.json";
 const FINISHED: &str = "finished.json";
+const DROPPED: &str = "dropped.json";
 
 /// Definitions read at once when listing.
 const READ_CONCURRENCY: usize = 16;
@@ -143,18 +145,38 @@ impl JobCatalog {
 
     /// Records that `job` has ended for good (idempotent: the first record stays).
     pub async fn mark_finished(&self, job: &str, finished: &Finished) -> anyhow::Result<()> {
-        let body = serde_json::to_vec(finished)?;
+        self.mark(job, FINISHED, finished)
+            .await
+            .with_context(|| format!("cannot record that job {job} finished"))
+    }
+
+    /// Records that `job` was dropped, so no process resumes it (idempotent).
+    pub async fn mark_dropped(&self, job: &str, at: i64) -> anyhow::Result<()> {
+        self.mark(job, DROPPED, &serde_json::json!({ "at": at }))
+            .await
+            .with_context(|| format!("cannot record that job {job} was dropped"))
+    }
+
+    /// Whether `job` was dropped.
+    pub async fn dropped(&self, job: &str) -> anyhow::Result<bool> {
+        Ok(self.read(&self.object(job, DROPPED)).await?.is_some())
+    }
+
+    /// Creates the marker `file` of `job` unless it exists (the first one stays).
+    async fn mark(&self, job: &str, file: &str, body: &impl Serialize) -> anyhow::Result<()> {
+        validate_name("job", job)?;
+        let body = serde_json::to_vec(body)?;
         let options = PutOptions {
             mode: PutMode::Create,
             ..Default::default()
         };
         match self
             .store
-            .put_opts(&self.object(job, FINISHED), PutPayload::from(body), options)
+            .put_opts(&self.object(job, file), PutPayload::from(body), options)
             .await
         {
             Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
-            Err(e) => Err(e).with_context(|| format!("cannot record that job {job} finished")),
+            Err(e) => Err(e.into()),
         }
     }
 

@@ -40,6 +40,9 @@ pub enum JobState {
     Finished,
     /// Stopped by this process (shutdown) after a final checkpoint; resumes on restart.
     Stopped,
+    /// Dropped (`DELETE /v1/jobs/{id}`, `DROP SINK`): stopped after a final checkpoint
+    /// and never resumed.
+    Dropped,
     /// A newer instance of the job took over; this one stopped without committing.
     Fenced,
     /// Failed for a reason a restart cannot cure.
@@ -69,6 +72,8 @@ struct Live {
 struct Entry {
     definition: JobDefinition,
     live: Mutex<Live>,
+    /// Set when the job is being dropped: its end is not a finish.
+    dropping: AtomicBool,
 }
 
 impl Entry {
@@ -140,13 +145,15 @@ impl JobManager {
                     continue;
                 }
             };
-            let finished = self.inner.catalog.finished(&name).await?;
-            let state = match finished {
-                Some(_) => JobState::Finished,
-                None => JobState::Starting,
+            let state = if self.inner.catalog.dropped(&name).await? {
+                JobState::Dropped
+            } else if self.inner.catalog.finished(&name).await?.is_some() {
+                JobState::Finished
+            } else {
+                JobState::Starting
             };
             let entry = self.register(definition, state);
-            if finished.is_none() {
+            if state == JobState::Starting {
                 self.launch(entry);
                 started += 1;
             }
@@ -174,6 +181,7 @@ impl JobManager {
                 metrics: None,
                 stopper: None,
             }),
+            dropping: AtomicBool::new(false),
         });
         let mut jobs = self.inner.jobs.lock().unwrap_or_else(|p| p.into_inner());
         jobs.insert(definition.name, entry.clone());
@@ -197,6 +205,49 @@ impl JobManager {
     pub fn list(&self) -> Vec<JobStatus> {
         let jobs = self.inner.jobs.lock().unwrap_or_else(|p| p.into_inner());
         jobs.values().map(|e| snapshot(e)).collect()
+    }
+
+    /// Drops job `name`: records it (so no process resumes it), then stops it after a
+    /// final checkpoint and waits up to `timeout` for that. `None` if there is no such job.
+    pub async fn drop_job(
+        &self,
+        name: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<Option<JobStatus>> {
+        let Some(entry) = self.entry(name) else {
+            return Ok(None);
+        };
+        self.inner
+            .catalog
+            .mark_dropped(name, SystemClock.now_millis())
+            .await?;
+        entry.dropping.store(true, Ordering::SeqCst);
+        let stopper = entry.live().stopper.clone();
+        // Without a stopper the job is not running (finished, failed), or still
+        // starting, and then `on_start` stops it.
+        if let Some(stopper) = stopper {
+            stopper.stop();
+        }
+        let start = tokio::time::Instant::now();
+        while matches!(
+            entry.live().state,
+            JobState::Starting | JobState::Running | JobState::Restarting
+        ) && start.elapsed() < timeout
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if !matches!(
+            entry.live().state,
+            JobState::Starting | JobState::Running | JobState::Restarting
+        ) {
+            entry.set(JobState::Dropped, None);
+        }
+        Ok(Some(snapshot(&entry)))
+    }
+
+    fn entry(&self, name: &str) -> Option<Arc<Entry>> {
+        let jobs = self.inner.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        jobs.get(name).cloned()
     }
 
     /// Stops every running job after a final checkpoint, and waits for them.
@@ -279,12 +330,17 @@ impl Inner {
             live.state = JobState::Running;
             live.metrics = Some(handle.metrics().clone());
             live.stopper = Some(handle.stopper());
-            if inner.shutting_down.load(Ordering::SeqCst) {
+            if inner.shutting_down.load(Ordering::SeqCst)
+                || starting.dropping.load(Ordering::SeqCst)
+            {
                 handle.stop();
             }
         };
         let policy = RestartPolicy::default();
         run_with_restarts(build, config, policy, on_start).await?;
+        if entry.dropping.load(Ordering::SeqCst) {
+            return Ok(JobState::Dropped);
+        }
         if self.shutting_down.load(Ordering::SeqCst) {
             return Ok(JobState::Stopped);
         }

@@ -24,6 +24,19 @@ pub async fn get(
     }
 }
 
+/// Drops the job: a final checkpoint, then it stops and is never resumed.
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let timeout = state.options.shutdown_timeout;
+    match state.jobs.drop_job(&id, timeout).await {
+        Ok(Some(status)) => Ok(Json(describe(&status))),
+        Ok(None) => Err(ApiError::not_found(format!("no job named {id:?}"))),
+        Err(e) => Err(ApiError::internal(format!("{e:#}"))),
+    }
+}
+
 /// The JSON form of a job's status.
 pub fn describe(status: &JobStatus) -> Value {
     let metrics = status.metrics.as_deref();
