@@ -93,7 +93,11 @@ async fn pyarrow_reads_committed_results_live_and_again_after_a_restart() {
         .args(["tail", JOB, "--from", "earliest", "--server", &url])
         .output()
         .unwrap();
-    assert!(tail.status.success(), "{}", String::from_utf8_lossy(&tail.stderr));
+    assert!(
+        tail.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tail.stderr)
+    );
     let printed = String::from_utf8(tail.stdout).unwrap();
     let rows = printed
         .lines()

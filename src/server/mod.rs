@@ -2,8 +2,11 @@
 //! object store can carry exactly-once jobs, resumes every durable job, and answers the
 //! HTTP API until it is told to stop.
 
+mod auth;
 mod error;
+mod ingest;
 mod jobs_api;
+mod metrics_api;
 mod results_api;
 mod topics_api;
 
@@ -13,6 +16,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use runnel_runtime::checkpoint::probe_conditional_writes;
 use runnel_runtime::{Clock, SystemClock};
@@ -49,15 +53,32 @@ pub struct AppState {
     pub options: ServeOptions,
 }
 
-/// The HTTP API.
+/// The HTTP API. Everything but `/healthz` sits behind the bearer token (when one is
+/// set) and the body size limit, and every error it answers is JSON.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+    let token: auth::RequiredToken = state.options.token.as_deref().map(Into::into);
+    let api = Router::new()
         .route("/v1/jobs", get(jobs_api::list))
-        .route("/v1/jobs/{id}", get(jobs_api::get))
+        .route("/v1/jobs/{id}", get(jobs_api::get).delete(jobs_api::delete))
+        .merge(metrics_api::routes())
         .merge(results_api::routes())
         .merge(topics_api::routes())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            ApiError {
+                status: axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                code: "method_not_allowed",
+                message: "this endpoint does not take that method".into(),
+            }
+        })
+        .layer(DefaultBodyLimit::max(state.options.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            token,
+            auth::require_bearer,
+        ));
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .merge(api)
         .with_state(state)
 }
 
