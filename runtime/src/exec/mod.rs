@@ -314,8 +314,14 @@ async fn recover(
         );
     }
     let position: ChainPosition = started.position;
+    // Every manifest's epoch is at most its sequence number (one manifest per
+    // checkpoint, and epochs start above the fence), so epochs above the fence's number
+    // were never used, not even by a checkpoint whose manifest is now corrupt or missing
+    // and which a sink may already have committed. A sink keyed by epoch (Iceberg) can
+    // therefore trust that a new epoch is new, also after a fallback.
+    let epoch_floor = started.seq + 1;
     let (restored, next_epoch) = match &started.restore {
-        None => (restore::Restored::default(), 1),
+        None => (restore::Restored::default(), epoch_floor),
         Some(meta) => {
             let mut restored = restore::load(config.store.as_ref(), meta, graph).await?;
             for (node, staged) in restore::staged_sinks(meta, &mut restored, graph) {
@@ -329,7 +335,7 @@ async fn recover(
                 generation = position.generation(),
                 "restored from checkpoint"
             );
-            (restored, meta.epoch + 1)
+            (restored, epoch_floor.max(meta.epoch + 1))
         }
     };
     let durable = Durable {

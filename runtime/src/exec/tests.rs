@@ -389,3 +389,50 @@ async fn a_restoring_job_runs_inside_a_spawned_task_and_counts_its_checkpoints()
         "the second run restored and went on: {epochs:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_falling_back_past_a_corrupt_manifest_epochs_are_never_reused() {
+    use object_store::ObjectStoreExt;
+
+    use crate::checkpoint::layout::{job_dir, manifest_path};
+    use crate::checkpoint::{CorruptPolicy, ObjectStoreCheckpoints};
+    use crate::exec::CheckpointConfig;
+
+    let store = Arc::new(object_store::memory::InMemory::new());
+    let root = object_store::path::Path::from("r");
+    let checkpoints =
+        Arc::new(ObjectStoreCheckpoints::new(store.clone(), root.clone(), "t").unwrap());
+    let mut config = CheckpointConfig::new(checkpoints.clone(), Duration::from_secs(60));
+    config.policy = CorruptPolicy::FallbackToPrevious;
+    let config = JobConfig {
+        checkpoints: Some(config),
+        ..JobConfig::default()
+    };
+    let run = |config: JobConfig| async move {
+        let source = VecSource {
+            batches: vec![vec![batch(&[1, 2, 3], &[10, 20, 30])]],
+            endless: false,
+            tick: None,
+        };
+        let job = spawn(tagging_job(source, Collected::default()), config)
+            .await
+            .unwrap();
+        let metrics = job.metrics().clone();
+        job.join().await.unwrap();
+        metrics.checkpoints.last().expect("the final checkpoint").0
+    };
+    run(config.clone()).await;
+    let second = run(config.clone()).await;
+    // The newest manifest (the second run's final checkpoint) is damaged: the third run
+    // falls back to the first run's checkpoint, but must not reuse the second's epoch,
+    // which its sinks may already have committed.
+    let newest = *crate::checkpoint::CheckpointStore::list_manifests(checkpoints.as_ref(), None)
+        .await
+        .unwrap()
+        .last()
+        .unwrap();
+    let path = manifest_path(&job_dir(&root, "t"), newest);
+    store.put(&path, "{ damaged".into()).await.unwrap();
+    let third = run(config).await;
+    assert!(third > second, "epoch {third} after {second}");
+}
