@@ -1,0 +1,193 @@
+//! A [`PipelinePlan`] as runnel operators: source (with its watermark) -> filter /
+//! project -> key_by -> window -> project -> top-K, all vectorized operators of
+//! `runnel-operators`.
+//!
+//! The same stage walk also runs without a dataflow ([`PipelinePlan::output_schema`]),
+//! over schemas only, so a plan is fully checked when it is submitted, before any
+//! source is opened.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::datatypes::{Schema, SchemaRef};
+use datafusion::logical_expr::Expr;
+use runnel_operators::filter::FilterSpec;
+use runnel_operators::project::ProjectSpec;
+use runnel_operators::{
+    AggregateExpr, SortKey, StreamExt, TopKSpec, WINDOW_END, WINDOW_START, WindowAggregateSpec,
+    avg, count, count_star, max, min, sum,
+};
+use runnel_runtime::{Dataflow, Error, Result, Source, Stream};
+
+use crate::plan::{AggregateCall, AggregateFn, PipelinePlan, Stage, expr_from_sql};
+use crate::statement::SourceDef;
+
+/// The rank column of a top-N stage.
+const RANK: &str = "rn";
+
+/// Adds the pipeline of `plan` to `flow`, reading from `sources[plan.source.name]`, and
+/// returns its output stream (the caller connects the sink).
+///
+/// Fails with [`Error::Plan`] when the source is missing or its schema lacks a declared
+/// column.
+pub fn build(
+    plan: &PipelinePlan,
+    flow: &Dataflow,
+    sources: &HashMap<String, Arc<dyn Source>>,
+) -> Result<Stream> {
+    let def = &plan.source;
+    let source = sources.get(&def.name).ok_or_else(|| {
+        Error::Plan(format!(
+            "no source `{}` was given to build `{}`",
+            def.name, plan.name
+        ))
+    })?;
+    check_source_schema(def, &source.schema())?;
+    let mut stream = flow.source(&def.name, Arc::clone(source), def.watermark_strategy())?;
+    for stage in &plan.stages {
+        stream = match stage {
+            Stage::Filter { predicate } => stream.filter(expr(predicate, stream.schema())?)?,
+            Stage::Project { columns } => {
+                let exprs = columns
+                    .iter()
+                    .map(|c| Ok((expr(&c.expr, stream.schema())?, c.name.clone())))
+                    .collect::<Result<Vec<_>>>()?;
+                stream.project(exprs)?
+            }
+            Stage::Window {
+                window,
+                keys,
+                aggregates,
+            } => {
+                let keyed = if keys.is_empty() {
+                    stream
+                } else {
+                    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                    stream.key_by(&keys)?
+                };
+                keyed.window(window.kind(), aggregate_exprs(aggregates))?
+            }
+            Stage::TopK { k, order_by } => {
+                let order: Vec<(&str, bool)> = order_by
+                    .iter()
+                    .map(|o| (o.column.as_str(), o.descending))
+                    .collect();
+                stream.top_k(*k, &order)?
+            }
+        };
+    }
+    Ok(stream)
+}
+
+impl PipelinePlan {
+    /// The schema of the pipeline's output rows; checks every stage against the schema
+    /// of its input (columns, types, window sizes), as [`build`] will.
+    pub fn output_schema(&self) -> Result<SchemaRef> {
+        let mut schema = self.source.schema();
+        let mut time = Some(self.source.watermark.column.clone());
+        for stage in &self.stages {
+            let next = stage_schema(stage, &schema, time.as_deref())?;
+            time = match stage {
+                Stage::Window { .. } | Stage::TopK { .. } => Some(WINDOW_END.to_string()),
+                _ => time.filter(|t| next.field_with_name(t).is_ok()),
+            };
+            schema = next;
+        }
+        Ok(schema)
+    }
+}
+
+fn stage_schema(stage: &Stage, input: &SchemaRef, time: Option<&str>) -> Result<SchemaRef> {
+    match stage {
+        Stage::Filter { predicate } => FilterSpec {
+            predicate: expr(predicate, input)?,
+        }
+        .output_schema(input),
+        Stage::Project { columns } => ProjectSpec {
+            exprs: columns
+                .iter()
+                .map(|c| Ok((expr(&c.expr, input)?, c.name.clone())))
+                .collect::<Result<Vec<_>>>()?,
+        }
+        .output_schema(input),
+        Stage::Window {
+            window,
+            keys,
+            aggregates,
+        } => WindowAggregateSpec {
+            kind: window.kind(),
+            time_column: time
+                .ok_or_else(|| Error::Plan("a window needs an event-time column".into()))?
+                .to_string(),
+            key_columns: keys.clone(),
+            aggregates: aggregate_exprs(aggregates),
+        }
+        .output_schema(input),
+        Stage::TopK { k, order_by } => TopKSpec {
+            k: *k,
+            time_column: WINDOW_END.to_string(),
+            partition_by: [WINDOW_START, WINDOW_END]
+                .iter()
+                .filter(|c| input.field_with_name(c).is_ok())
+                .map(|c| c.to_string())
+                .collect(),
+            order_by: order_by
+                .iter()
+                .map(|o| SortKey {
+                    column: o.column.clone(),
+                    descending: o.descending,
+                })
+                .collect(),
+            rank_column: Some(RANK.to_string()),
+        }
+        .output_schema(input),
+    }
+}
+
+fn expr(sql: &str, schema: &SchemaRef) -> Result<Expr> {
+    expr_from_sql(sql, schema).map_err(|e| Error::Plan(e.strip_backtrace()))
+}
+
+fn aggregate_exprs(calls: &[AggregateCall]) -> Vec<AggregateExpr> {
+    calls
+        .iter()
+        .map(|call| {
+            let expr = match (&call.function, &call.column) {
+                (AggregateFn::Count, None) => count_star(),
+                (AggregateFn::Count, Some(c)) => count(c),
+                (AggregateFn::Sum, c) => sum(c.clone().unwrap_or_default()),
+                (AggregateFn::Min, c) => min(c.clone().unwrap_or_default()),
+                (AggregateFn::Max, c) => max(c.clone().unwrap_or_default()),
+                (AggregateFn::Avg, c) => avg(c.clone().unwrap_or_default()),
+            };
+            expr.alias(&call.alias)
+        })
+        .collect()
+}
+
+/// The source handed to [`build`] must have every declared column with its type.
+fn check_source_schema(def: &SourceDef, actual: &Schema) -> Result<()> {
+    for column in &def.columns {
+        let expected = column.data_type.to_arrow();
+        match actual.field_with_name(&column.name) {
+            Ok(field) if field.data_type() == &expected => {}
+            Ok(field) => {
+                return Err(Error::Plan(format!(
+                    "source `{}`: column `{}` is declared {expected} but the source has {}",
+                    def.name,
+                    column.name,
+                    field.data_type()
+                )));
+            }
+            Err(_) => {
+                return Err(Error::Plan(format!(
+                    "source `{}` has no column `{}` (it has: {})",
+                    def.name,
+                    column.name,
+                    runnel_runtime::dataflow::column_list(&Arc::new(actual.clone()))
+                )));
+            }
+        }
+    }
+    Ok(())
+}

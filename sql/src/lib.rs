@@ -1,0 +1,38 @@
+//! runnel-sql: SQL text to runnel dataflows.
+//!
+//! Three steps, each pure (nothing is created here; acting on statements is the
+//! caller's job, so a refused statement leaves nothing half-made):
+//! 1. [`parse`] splits a text into [`Statement`]s: `CREATE SOURCE`, `CREATE SINK ... AS
+//!    SELECT`, `SHOW SOURCES | SINKS | JOBS`, `DROP SINK`, `EXPLAIN CREATE SINK`;
+//! 2. [`plan_sink`] plans a sink's query against the declared sources with DataFusion's
+//!    SQL planner and translates it into a serializable [`PipelinePlan`] (window table
+//!    functions `TUMBLE`, `HOP`, `SESSION`; `GROUP BY window_start, window_end, keys`
+//!    with `COUNT`, `SUM`, `MIN`, `MAX`, `AVG`; `WHERE` and projections; top-N per
+//!    window with `ROW_NUMBER()`);
+//! 3. [`build`] adds the plan's operators to a [`runnel_runtime::Dataflow`].
+//!
+//! Every refusal is a [`SqlError`] naming the line and column of the offending token.
+//! This crate is the only one that knows SQL; it knows runtime, operators and
+//! connectors, and nothing depends on it but the `runnel` binary.
+
+mod build;
+mod error;
+mod parse;
+mod plan;
+mod statement;
+mod types;
+
+#[cfg(test)]
+mod error_tests;
+
+pub use build::build;
+pub use error::{Result, SqlError};
+pub use parse::parse;
+pub use plan::{
+    AggregateCall, AggregateFn, OrderKey, PipelinePlan, ProjectColumn, Stage, WindowSpec, plan_sink,
+};
+pub use statement::{
+    ColumnDef, QueryText, SinkConnector, SinkDef, SourceConnector, SourceDef, Statement,
+    WatermarkDef,
+};
+pub use types::SqlType;

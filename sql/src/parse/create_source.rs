@@ -1,0 +1,248 @@
+//! `CREATE SOURCE name (columns..., WATERMARK FOR column AS column - INTERVAL ...)
+//! WITH (connector = ...)`.
+//!
+//! Windows run on event time, so every source declares its event-time column and how
+//! late its rows may be. A Nexmark source may omit its columns (they are fixed by the
+//! generator) and its watermark (`date_time`, no lateness: the generator is in order).
+
+use datafusion::common::DFSchema;
+use datafusion::sql::planner::{PlannerContext, SqlToRel};
+use datafusion::sql::sqlparser::ast::{self, BinaryOperator, ColumnOption, Spanned};
+use datafusion::sql::sqlparser::tokenizer::{Location, Token};
+use runnel_connectors::nexmark::NexmarkTable;
+use runnel_runtime::time::is_event_time_type;
+
+use super::cursor::{Cursor, normalize};
+use super::options::{Options, source_connector};
+use crate::error::{Result, SqlError};
+use crate::plan::{SqlContext, literal_millis};
+use crate::statement::{ColumnDef, SourceConnector, SourceDef, WatermarkDef};
+use crate::types::SqlType;
+
+/// Parses from `SOURCE` (after `CREATE`).
+pub(crate) fn parse(cursor: &mut Cursor<'_>) -> Result<SourceDef> {
+    let at = cursor.here();
+    cursor.expect_word("SOURCE", "after CREATE")?;
+    let (name, _) = cursor.identifier("a source name")?;
+    let mut columns: Vec<ColumnDef> = Vec::new();
+    let mut watermark = None;
+    if cursor.eat(&Token::LParen) {
+        loop {
+            if cursor.peek_word("WATERMARK") {
+                let clause_at = cursor.here();
+                if watermark.is_some() {
+                    return Err(cursor.error("a source has one WATERMARK clause"));
+                }
+                watermark = Some((watermark_clause(cursor)?, clause_at));
+            } else {
+                let column = column(cursor, &columns)?;
+                columns.push(column);
+            }
+            if cursor.eat(&Token::RParen) {
+                break;
+            }
+            cursor.expect(&Token::Comma, "or `)` in the column list")?;
+        }
+    }
+    let options_at = cursor.here();
+    let options = Options::parse(cursor)?;
+    if !options.is_present() {
+        return Err(SqlError::at(
+            options_at,
+            format!("source `{name}` needs WITH (connector = 'log' | 'nexmark', ...)"),
+        ));
+    }
+    let connector = source_connector(options, &name, at)?;
+    if let SourceConnector::Nexmark { table, .. } = &connector {
+        let table: NexmarkTable = table
+            .parse()
+            .map_err(|e: runnel_runtime::Error| SqlError::at(options_at, e.to_string()))?;
+        check_nexmark_columns(&mut columns, table, at)?;
+        if watermark.is_none() {
+            let column = table.event_time_column().to_string();
+            watermark = Some((
+                WatermarkDef {
+                    column,
+                    delay_ms: 0,
+                },
+                at,
+            ));
+        }
+    }
+    if columns.is_empty() {
+        return Err(SqlError::at(
+            options_at,
+            format!("source `{name}` needs a column list: CREATE SOURCE {name} (column TYPE, ...)"),
+        ));
+    }
+    let Some((watermark, watermark_at)) = watermark else {
+        return Err(SqlError::at(
+            options_at,
+            format!(
+                "source `{name}` needs an event-time column: add WATERMARK FOR <column> AS \
+                 <column> - INTERVAL '5' SECOND to its column list"
+            ),
+        ));
+    };
+    let Some(time) = columns.iter().find(|c| c.name == watermark.column) else {
+        return Err(SqlError::at(
+            watermark_at,
+            format!("WATERMARK FOR `{}`: no such column", watermark.column),
+        ));
+    };
+    if !is_event_time_type(&time.data_type.to_arrow()) {
+        return Err(SqlError::at(
+            watermark_at,
+            format!(
+                "WATERMARK FOR `{}`: an event-time column is a TIMESTAMP or BIGINT milliseconds",
+                watermark.column
+            ),
+        ));
+    }
+    Ok(SourceDef {
+        name,
+        columns,
+        watermark,
+        connector,
+    })
+}
+
+fn column(cursor: &mut Cursor<'_>, declared: &[ColumnDef]) -> Result<ColumnDef> {
+    let at = cursor.here();
+    let def = cursor
+        .parser
+        .parse_column_def()
+        .map_err(|e| cursor.parser_error(e))?;
+    let name = normalize(&def.name);
+    if declared.iter().any(|c| c.name == name) {
+        return Err(SqlError::at(
+            at,
+            format!("column `{name}` is declared twice"),
+        ));
+    }
+    let data_type =
+        SqlType::from_sql(&def.data_type).map_err(|m| SqlError::at(type_location(&def, at), m))?;
+    let mut nullable = true;
+    for option in &def.options {
+        match &option.option {
+            ColumnOption::NotNull => nullable = false,
+            ColumnOption::Null => nullable = true,
+            other => {
+                return Err(SqlError::at(
+                    location(option.span(), at),
+                    format!("column option `{other}` is not supported (only NULL / NOT NULL)"),
+                ));
+            }
+        }
+    }
+    Ok(ColumnDef {
+        name,
+        data_type,
+        nullable,
+    })
+}
+
+fn type_location(def: &ast::ColumnDef, fallback: Location) -> Location {
+    let name_end = def.name.span.end;
+    if name_end.line == 0 {
+        fallback
+    } else {
+        Location::new(name_end.line, name_end.column + 1)
+    }
+}
+
+fn location(span: datafusion::sql::sqlparser::tokenizer::Span, fallback: Location) -> Location {
+    if span.start.line == 0 {
+        fallback
+    } else {
+        span.start
+    }
+}
+
+/// `WATERMARK FOR column AS column [- INTERVAL ...]`.
+fn watermark_clause(cursor: &mut Cursor<'_>) -> Result<WatermarkDef> {
+    cursor.expect_word("WATERMARK", "")?;
+    cursor.expect_word("FOR", "after WATERMARK")?;
+    let (column, _) = cursor.identifier("the event-time column after WATERMARK FOR")?;
+    cursor.expect_word("AS", &format!("after WATERMARK FOR {column}"))?;
+    let at = cursor.here();
+    let expr = cursor
+        .parser
+        .parse_expr()
+        .map_err(|e| cursor.parser_error(e))?;
+    let shape = || {
+        SqlError::at(
+            at,
+            format!(
+                "the watermark must be `{column}` or `{column} - INTERVAL '...' SECOND` \
+                 (bounded out-of-orderness)"
+            ),
+        )
+    };
+    let names_column =
+        |e: &ast::Expr| matches!(e, ast::Expr::Identifier(i) if normalize(i) == column);
+    let delay_ms = match expr {
+        ast::Expr::Identifier(_) if names_column(&expr) => 0,
+        ast::Expr::BinaryOp {
+            left,
+            op: BinaryOperator::Minus,
+            right,
+        } if names_column(&left) => {
+            let right_at = location(right.span(), at);
+            let context = SqlContext::empty();
+            let value = SqlToRel::new(&context)
+                .sql_to_expr(*right, &DFSchema::empty(), &mut PlannerContext::new())
+                .map_err(|e| SqlError::at(right_at, e.strip_backtrace()))?;
+            literal_millis(&value, "the watermark delay").map_err(|m| SqlError::at(right_at, m))?
+        }
+        _ => return Err(shape()),
+    };
+    Ok(WatermarkDef { column, delay_ms })
+}
+
+/// Nexmark columns are fixed: declared ones must match the generator's, and none
+/// declared means all of them.
+fn check_nexmark_columns(
+    columns: &mut Vec<ColumnDef>,
+    table: NexmarkTable,
+    at: Location,
+) -> Result<()> {
+    let generated: Vec<ColumnDef> = table
+        .schema()
+        .fields()
+        .iter()
+        .filter_map(|f| {
+            Some(ColumnDef {
+                name: f.name().clone(),
+                data_type: SqlType::from_arrow(f.data_type())?,
+                nullable: f.is_nullable(),
+            })
+        })
+        .collect();
+    if columns.is_empty() {
+        *columns = generated;
+        return Ok(());
+    }
+    let same = columns.len() == generated.len()
+        && columns
+            .iter()
+            .zip(&generated)
+            .all(|(a, b)| a.name == b.name && a.data_type == b.data_type);
+    if !same {
+        let expected: Vec<String> = generated
+            .iter()
+            .map(|c| format!("{} {:?}", c.name, c.data_type))
+            .collect();
+        return Err(SqlError::at(
+            at,
+            format!(
+                "a Nexmark {table} source has the columns ({}); declare them all in this order \
+                 or none",
+                expected.join(", ")
+            ),
+        ));
+    }
+    // The generator never produces nulls.
+    *columns = generated;
+    Ok(())
+}
