@@ -32,6 +32,19 @@ pub struct JobDefinition {
 pub enum JobKind {
     /// Nexmark q5 over a topic of bids, ranked windows appended to another topic.
     HotItems(HotItemsJob),
+    /// A `CREATE SINK ... AS SELECT` job: the planned pipeline and its output topic.
+    Sql(SqlJob),
+}
+
+/// A job submitted as SQL, planned at submission and stored as its plan (which holds
+/// the source definition it was planned against), so a restart rebuilds the same job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SqlJob {
+    /// The `CREATE SINK` statement as submitted, for display.
+    pub statement: String,
+    pub plan: runnel_sql::PipelinePlan,
+    /// Topic the job's committed results are appended to.
+    pub output_topic: String,
 }
 
 /// A hot-items job between two topics of the embedded log.
@@ -87,6 +100,7 @@ impl JobDefinition {
     pub fn output_topic(&self) -> &str {
         match &self.kind {
             JobKind::HotItems(job) => &job.output_topic,
+            JobKind::Sql(job) => &job.output_topic,
         }
     }
 
@@ -94,6 +108,7 @@ impl JobDefinition {
     pub fn kind_name(&self) -> &'static str {
         match self.kind {
             JobKind::HotItems(_) => "hot_items",
+            JobKind::Sql(_) => "sql",
         }
     }
 }
@@ -135,10 +150,43 @@ mod tests {
         assert_eq!(json["input"]["until"][1], 7);
         let back: JobDefinition = serde_json::from_value(json).unwrap();
         assert_eq!(back, definition);
-        let JobKind::HotItems(job) = &back.kind;
+        let JobKind::HotItems(job) = &back.kind else {
+            panic!("{back:?}")
+        };
         let shape = job.shape(4);
         assert_eq!((shape.top, shape.parallelism), (3, 4));
         assert_eq!(shape.window, HotItems::default().window);
+    }
+
+    #[test]
+    fn sql_jobs_round_trip_with_their_plan() {
+        let text = "CREATE SOURCE bids (auction BIGINT, date_time TIMESTAMP(3), \
+                    WATERMARK FOR date_time AS date_time - INTERVAL '1' SECOND) \
+                    WITH (connector = 'log', topic = 'bids', partitions = '2'); \
+                    CREATE SINK counts AS SELECT auction, window_start, window_end, COUNT(*) AS n \
+                    FROM TUMBLE(bids, date_time, INTERVAL '10' SECOND) \
+                    GROUP BY auction, window_start, window_end";
+        let statements = runnel_sql::parse(text).unwrap();
+        let (runnel_sql::Statement::CreateSource(bids), runnel_sql::Statement::CreateSink(sink)) =
+            (&statements[0], &statements[1])
+        else {
+            panic!("{statements:?}")
+        };
+        let plan = runnel_sql::plan_sink(sink, std::slice::from_ref(bids)).unwrap();
+        let definition = JobDefinition {
+            version: DEFINITION_VERSION,
+            name: "counts".into(),
+            parallelism: 2,
+            kind: JobKind::Sql(SqlJob {
+                statement: text.into(),
+                plan,
+                output_topic: "counts".into(),
+            }),
+        };
+        let json = serde_json::to_string(&definition).unwrap();
+        let back: JobDefinition = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, definition);
+        assert_eq!((back.kind_name(), back.output_topic()), ("sql", "counts"));
     }
 
     #[test]

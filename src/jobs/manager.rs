@@ -6,7 +6,7 @@
 //! nothing. A job that fails for an outside reason restarts from its last checkpoint
 //! ([`run_with_restarts`]); a job fenced by a newer instance stops for good and says so.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,12 +16,13 @@ use runnel_connectors::log::{EmbeddedLog, LogSink, LogSource, Topic};
 use runnel_runtime::checkpoint::ObjectStoreCheckpoints;
 use runnel_runtime::{
     CheckpointConfig, Clock, Dataflow, JobConfig, JobGraph, JobHandle, JobMetrics, JobStopper,
-    RestartPolicy, SystemClock, run_with_restarts,
+    RestartPolicy, Source, SystemClock, run_with_restarts,
 };
+use runnel_sql::SourceConnector;
 use tokio::task::JoinHandle;
 
 use super::catalog::{Finished, JobCatalog};
-use super::definition::{HotItemsJob, JobDefinition, JobKind};
+use super::definition::{HotItemsJob, JobDefinition, JobKind, SqlJob};
 use crate::data::DataRoot;
 
 /// Builds a job's graph afresh for every attempt.
@@ -309,6 +310,7 @@ impl Inner {
         let definition = &definition;
         let build = match &definition.kind {
             JobKind::HotItems(job) => self.hot_items(definition, job).await?,
+            JobKind::Sql(job) => self.sql(definition, job).await?,
         };
         let checkpoints = ObjectStoreCheckpoints::new(
             self.data.store.clone(),
@@ -359,6 +361,51 @@ impl Inner {
             .await?;
         tracing::info!(job = %definition.name, epoch, "finished");
         Ok(JobState::Finished)
+    }
+
+    /// Opens the plan's source and output topic once, then returns how to build the
+    /// graph for each attempt.
+    async fn sql(&self, definition: &JobDefinition, job: &SqlJob) -> anyhow::Result<GraphBuilder> {
+        let name = definition.name.clone();
+        let declared = &job.plan.source;
+        let source: Arc<dyn Source> = match &declared.connector {
+            SourceConnector::Log { topic, .. } => {
+                let topic =
+                    self.log.topic(topic).await.with_context(|| {
+                        format!("job {name}: topic of source {}", declared.name)
+                    })?;
+                Arc::new(LogSource::new(topic))
+            }
+            SourceConnector::Nexmark { .. } => match declared.nexmark() {
+                Some(source) => Arc::new(source?),
+                None => unreachable!("a nexmark connector has a generator"),
+            },
+        };
+        // The topic is created at submission (with the partitions asked for); a job
+        // whose topic is gone gets a new one-partition topic.
+        let schema = job.plan.output_schema()?;
+        let output = match self.log.topic(&job.output_topic).await {
+            Ok(topic) => topic,
+            Err(_) => self
+                .log
+                .create_topic(&job.output_topic, 1, schema.clone())
+                .await
+                .with_context(|| format!("job {name}: output topic"))?,
+        };
+        anyhow::ensure!(
+            output.schema().fields() == schema.fields(),
+            "job {name}: topic {} holds rows of another schema than the query's",
+            job.output_topic
+        );
+        let sources = HashMap::from([(declared.name.clone(), source)]);
+        let (plan, parallelism) = (job.plan.clone(), definition.parallelism);
+        let producer = format!("{name}.sink");
+        Ok(Box::new(move || {
+            let flow = Dataflow::new(&name).with_parallelism(parallelism);
+            let sink = LogSink::new(output.clone(), producer.clone())?;
+            runnel_sql::build(&plan, &flow, &sources)?.sink("output", Arc::new(sink))?;
+            flow.build()
+        }))
     }
 
     /// Resolves the topics once, then returns how to build the graph for each attempt.

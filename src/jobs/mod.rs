@@ -4,7 +4,9 @@
 pub mod catalog;
 pub mod definition;
 pub mod manager;
+pub mod sources;
 
 pub use catalog::{Created, Finished, JobCatalog};
-pub use definition::{HotItemsJob, JobDefinition, JobKind, LogInput};
+pub use definition::{HotItemsJob, JobDefinition, JobKind, LogInput, SqlJob};
 pub use manager::{JobManager, JobState, JobStatus};
+pub use sources::SourceCatalog;

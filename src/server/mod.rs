@@ -8,6 +8,7 @@ mod ingest;
 mod jobs_api;
 mod metrics_api;
 mod results_api;
+mod sql_api;
 mod topics_api;
 
 use std::future::Future;
@@ -26,7 +27,7 @@ pub use error::ApiError;
 use runnel_connectors::log::EmbeddedLog;
 
 use crate::data::DataRoot;
-use crate::jobs::JobManager;
+use crate::jobs::{JobManager, SourceCatalog};
 
 /// What `runnel serve` was asked to do.
 #[derive(Debug, Clone)]
@@ -50,6 +51,7 @@ pub struct AppState {
     pub jobs: JobManager,
     pub data: DataRoot,
     pub log: EmbeddedLog,
+    pub sources: SourceCatalog,
     pub options: ServeOptions,
 }
 
@@ -62,6 +64,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/jobs/{id}", get(jobs_api::get).delete(jobs_api::delete))
         .merge(metrics_api::routes())
         .merge(results_api::routes())
+        .merge(sql_api::routes())
         .merge(topics_api::routes())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
@@ -117,6 +120,7 @@ pub async fn serve(
     let app = router(AppState {
         jobs: jobs.clone(),
         log: data.log(),
+        sources: SourceCatalog::new(data.store.clone(), data.root.clone()),
         data,
         options,
     });

@@ -1,0 +1,268 @@
+//! `POST /v1/sql`: one or more SQL statements, checked as a whole before any of them
+//! takes effect, so a refused text creates nothing.
+//!
+//! `CREATE SOURCE` declares a source (and creates its log topic if absent);
+//! `CREATE SINK ... AS SELECT` plans the query and starts a durable job of the sink's
+//! name; `SHOW SOURCES | SINKS | JOBS` list; `DROP SINK` stops the job after a final
+//! checkpoint for good; `EXPLAIN CREATE SINK ...` shows the dataflow without creating it.
+//! The reply has one entry per statement.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use runnel_sql::{
+    PipelinePlan, SinkConnector, SinkDef, SourceConnector, SourceDef, SqlError, Statement,
+};
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::ApiError;
+use super::jobs_api::describe;
+use crate::jobs::{JobDefinition, JobKind, SqlJob, definition::DEFINITION_VERSION};
+
+/// Longest SQL text accepted.
+pub const MAX_SQL_BYTES: usize = 256 * 1024;
+/// Subtasks per operator of a SQL job.
+pub const SQL_JOB_PARALLELISM: usize = 2;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/v1/sql", post(submit))
+}
+
+/// A statement, checked and ready to run.
+enum Action {
+    CreateSource(SourceDef),
+    CreateSink {
+        sink: SinkDef,
+        plan: PipelinePlan,
+        topic: String,
+        partitions: u32,
+    },
+    Explain(PipelinePlan),
+    ShowSources,
+    ShowSinks,
+    ShowJobs,
+    DropSink {
+        name: String,
+        if_exists: bool,
+    },
+}
+
+fn sql_error(error: SqlError) -> ApiError {
+    ApiError {
+        status: StatusCode::BAD_REQUEST,
+        code: "sql_error",
+        message: error.to_string(),
+    }
+}
+
+fn conflict(message: String) -> ApiError {
+    ApiError::conflict(message)
+}
+
+async fn submit(State(state): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    if body.len() > MAX_SQL_BYTES {
+        return Err(ApiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            code: "sql_too_long",
+            message: format!(
+                "the SQL text is {} bytes; the limit is {MAX_SQL_BYTES}",
+                body.len()
+            ),
+        });
+    }
+    let text = std::str::from_utf8(&body)
+        .map_err(|e| ApiError::bad_request(format!("the SQL text is not UTF-8: {e}")))?;
+    if text.trim().is_empty() {
+        return Err(ApiError::bad_request("no SQL statement given"));
+    }
+    let statements = runnel_sql::parse(text).map_err(sql_error)?;
+    let actions = check(&state, statements).await?;
+    let mut results = Vec::new();
+    for action in actions {
+        results.push(run(&state, action).await?);
+    }
+    Ok(Json(json!({ "results": results })))
+}
+
+/// Checks every statement against the catalog as the earlier statements of the text
+/// would leave it; nothing is created here.
+async fn check(state: &AppState, statements: Vec<Statement>) -> Result<Vec<Action>, ApiError> {
+    let stored = state
+        .sources
+        .list()
+        .await
+        .map_err(|e| ApiError::internal(format!("{e:#}")))?;
+    let mut sources: HashMap<String, SourceDef> =
+        stored.into_iter().map(|s| (s.name.clone(), s)).collect();
+    let mut new_jobs: Vec<String> = Vec::new();
+    let mut actions = Vec::new();
+    for statement in statements {
+        actions.push(match statement {
+            Statement::CreateSource(source) => {
+                validate_name("source", &source.name)?;
+                if let SourceConnector::Log { topic, .. } = &source.connector {
+                    validate_topic(topic)?;
+                }
+                if let Some(existing) = sources.get(&source.name)
+                    && existing != &source
+                {
+                    return Err(conflict(format!(
+                        "source {} already exists with another definition",
+                        source.name
+                    )));
+                }
+                sources.insert(source.name.clone(), source.clone());
+                Action::CreateSource(source)
+            }
+            Statement::CreateSink(sink) => {
+                validate_name("sink", &sink.name)?;
+                if state.jobs.status(&sink.name).is_some() || new_jobs.contains(&sink.name) {
+                    return Err(conflict(format!("sink {} already exists", sink.name)));
+                }
+                let (topic, partitions) = match &sink.connector {
+                    SinkConnector::Log { topic, partitions } => {
+                        (topic.clone(), partitions.unwrap_or(1))
+                    }
+                    SinkConnector::Results => (results_topic(&sink.name), 1),
+                    SinkConnector::Iceberg { .. } => {
+                        return Err(ApiError::bad_request(format!(
+                            "sink {}: connector 'iceberg' is not available yet; use \
+                             connector = 'log' or no WITH clause (results stream only)",
+                            sink.name
+                        )));
+                    }
+                };
+                validate_topic(&topic)?;
+                let declared: Vec<SourceDef> = sources.values().cloned().collect();
+                let plan = runnel_sql::plan_sink(&sink, &declared).map_err(sql_error)?;
+                new_jobs.push(sink.name.clone());
+                Action::CreateSink {
+                    sink,
+                    plan,
+                    topic,
+                    partitions,
+                }
+            }
+            Statement::Explain(sink) => {
+                let declared: Vec<SourceDef> = sources.values().cloned().collect();
+                Action::Explain(runnel_sql::plan_sink(&sink, &declared).map_err(sql_error)?)
+            }
+            Statement::ShowSources => Action::ShowSources,
+            Statement::ShowSinks => Action::ShowSinks,
+            Statement::ShowJobs => Action::ShowJobs,
+            Statement::DropSink { name, if_exists } => {
+                if !if_exists && state.jobs.status(&name).is_none() && !new_jobs.contains(&name) {
+                    return Err(ApiError::not_found(format!("no sink named {name:?}")));
+                }
+                Action::DropSink { name, if_exists }
+            }
+        });
+    }
+    Ok(actions)
+}
+
+async fn run(state: &AppState, action: Action) -> Result<Value, ApiError> {
+    let internal = |e: anyhow::Error| ApiError::internal(format!("{e:#}"));
+    Ok(match action {
+        Action::CreateSource(source) => {
+            state
+                .sources
+                .create(&source)
+                .await
+                .map_err(|e| conflict(format!("{e:#}")))?;
+            if let SourceConnector::Log { topic, partitions } = &source.connector {
+                state
+                    .log
+                    .create_topic(topic, *partitions, source.schema())
+                    .await
+                    .map_err(|e| conflict(format!("source {}: {e}", source.name)))?;
+            }
+            json!({ "statement": "create_source", "name": source.name })
+        }
+        Action::CreateSink {
+            sink,
+            plan,
+            topic,
+            partitions,
+        } => {
+            let schema = plan.output_schema().map_err(ApiError::internal)?;
+            state
+                .log
+                .create_topic(&topic, partitions, schema)
+                .await
+                .map_err(|e| conflict(format!("sink {}: {e}", sink.name)))?;
+            let definition = JobDefinition {
+                version: DEFINITION_VERSION,
+                name: sink.name.clone(),
+                parallelism: SQL_JOB_PARALLELISM,
+                kind: JobKind::Sql(SqlJob {
+                    statement: sink.query.sql.clone(),
+                    plan,
+                    output_topic: topic.clone(),
+                }),
+            };
+            state.jobs.submit(definition).await.map_err(internal)?;
+            json!({ "statement": "create_sink", "name": sink.name, "job": sink.name, "topic": topic })
+        }
+        Action::Explain(plan) => json!({ "statement": "explain", "plan": plan.to_string() }),
+        Action::ShowSources => {
+            let sources = state.sources.list().await.map_err(internal)?;
+            let sources: Vec<Value> = sources
+                .iter()
+                .map(|s| json!({ "name": s.name, "connector": s.connector, "watermark": s.watermark }))
+                .collect();
+            json!({ "statement": "show_sources", "sources": sources })
+        }
+        Action::ShowSinks => {
+            let sinks: Vec<Value> = state
+                .jobs
+                .list()
+                .iter()
+                .map(|j| json!({ "name": j.definition.name, "topic": j.definition.output_topic(), "state": j.state }))
+                .collect();
+            json!({ "statement": "show_sinks", "sinks": sinks })
+        }
+        Action::ShowJobs => {
+            let jobs: Vec<Value> = state.jobs.list().iter().map(describe).collect();
+            json!({ "statement": "show_jobs", "jobs": jobs })
+        }
+        Action::DropSink { name, if_exists } => {
+            let timeout = state.options.shutdown_timeout;
+            match state
+                .jobs
+                .drop_job(&name, timeout)
+                .await
+                .map_err(internal)?
+            {
+                Some(status) => {
+                    json!({ "statement": "drop_sink", "name": name, "state": status.state })
+                }
+                None if if_exists => {
+                    json!({ "statement": "drop_sink", "name": name, "state": null })
+                }
+                None => return Err(ApiError::not_found(format!("no sink named {name:?}"))),
+            }
+        }
+    })
+}
+
+/// The topic of a sink without a `WITH` clause: its rows only feed the results stream.
+fn results_topic(sink: &str) -> String {
+    format!("_results.{sink}")
+}
+
+fn validate_name(what: &str, name: &str) -> Result<(), ApiError> {
+    runnel_runtime::checkpoint::layout::validate_name(what, name)
+        .map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+fn validate_topic(name: &str) -> Result<(), ApiError> {
+    runnel_connectors::log::validate_topic_name(name)
+        .map_err(|e| ApiError::bad_request(e.to_string()))
+}

@@ -1,0 +1,265 @@
+//! SQL over HTTP against a real `runnel serve`: declare a source and a top-N sink,
+//! produce bids over HTTP as Arrow IPC, kill -9 the server halfway and restart it, and
+//! read the results with pyarrow: they equal the batch oracle. Bad SQL gets a 4xx JSON
+//! error naming line and column, and the running job is unaffected.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use arrow::ipc::reader::FileReader;
+use arrow::ipc::writer::StreamWriter;
+use arrow::record_batch::RecordBatch;
+use runnel_connectors::nexmark::{NexmarkOptions, NexmarkTable, generate_partition};
+use serde_json::Value;
+
+use common::durable::{spawn_server, wait_listening};
+use common::python::{python, script};
+use common::{oracle_rows, streaming_rows};
+
+const PARTITIONS: usize = 4;
+
+const CREATE: &str = "CREATE SOURCE bids (
+    auction BIGINT, bidder BIGINT, price BIGINT, channel VARCHAR, url VARCHAR,
+    date_time TIMESTAMP(3), extra VARCHAR,
+    WATERMARK FOR date_time AS date_time - INTERVAL '2' SECOND
+) WITH (connector = 'log', topic = 'bids', partitions = '4');
+
+CREATE SINK hot WITH (connector = 'log', topic = 'hot') AS
+SELECT * FROM (
+    SELECT auction, window_start, window_end, bids,
+           ROW_NUMBER() OVER (PARTITION BY window_start, window_end
+                              ORDER BY bids DESC, auction ASC) AS rn
+    FROM (
+        SELECT auction, window_start, window_end, COUNT(*) AS bids
+        FROM HOP(bids, date_time, INTERVAL '2' SECOND, INTERVAL '10' SECOND)
+        GROUP BY auction, window_start, window_end
+    )
+) WHERE rn <= 3;";
+
+async fn post_sql(client: &reqwest::Client, url: &str, sql: &str) -> (u16, Value) {
+    let reply = client
+        .post(format!("{url}/v1/sql"))
+        .body(sql.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = reply.status().as_u16();
+    (status, reply.json().await.unwrap())
+}
+
+/// Appends `batch` to `partition` as request `seq` of that partition's producer.
+async fn post_bids(
+    client: &reqwest::Client,
+    url: &str,
+    partition: usize,
+    seq: usize,
+    batch: &RecordBatch,
+) -> Value {
+    let mut writer = StreamWriter::try_new(Vec::new(), &batch.schema()).unwrap();
+    writer.write(batch).unwrap();
+    let body = writer.into_inner().unwrap();
+    let reply = client
+        .post(format!(
+            "{url}/v1/topics/bids/records?partition={partition}"
+        ))
+        .header("Content-Type", "application/vnd.apache.arrow.stream")
+        .header("X-Producer-Id", format!("bids-{partition}"))
+        .header("X-Producer-Seq", seq.to_string())
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status().as_u16(), 200);
+    reply.json().await.unwrap()
+}
+
+/// One bid per partition far after the input, so the watermark closes every window
+/// holding real bids (the flush bids' own windows stay open and emit nothing).
+fn flush_bid(after: &[RecordBatch]) -> RecordBatch {
+    use arrow::array::{Array, AsArray, TimestampMillisecondArray};
+    use arrow::compute::kernels::aggregate::max;
+    let newest = after
+        .iter()
+        .filter_map(|b| {
+            let ts = b.column_by_name("date_time").unwrap();
+            max(ts.as_primitive::<arrow::datatypes::TimestampMillisecondType>())
+        })
+        .max()
+        .unwrap();
+    let template = after[0].slice(0, 1);
+    let columns = template
+        .schema()
+        .fields()
+        .iter()
+        .zip(template.columns())
+        .map(|(f, c)| match f.name().as_str() {
+            "date_time" => {
+                std::sync::Arc::new(TimestampMillisecondArray::from(vec![newest + 60_000])) as _
+            }
+            _ => c.clone(),
+        })
+        .collect::<Vec<std::sync::Arc<dyn Array>>>();
+    RecordBatch::try_new(template.schema(), columns).unwrap()
+}
+
+fn read_with_pyarrow(url: &str, out: &Path, rows: usize) -> Vec<RecordBatch> {
+    let status = Command::new(python())
+        .arg(script("read_results.py"))
+        .arg(url)
+        .arg(out)
+        .arg(rows.to_string())
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "the pyarrow reader failed");
+    FileReader::try_new(std::fs::File::open(out).unwrap(), None)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_job_over_http_survives_a_kill_and_matches_the_oracle() {
+    let python = tokio::task::spawn_blocking(python);
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("data");
+    let options = NexmarkOptions {
+        seed: 23,
+        events_per_second: 2_000,
+        max_events: Some(40_000),
+        batch_size: 1_000,
+        partitions: PARTITIONS,
+        out_of_order_group_size: 200,
+        ..NexmarkOptions::default()
+    };
+    let partitions: Vec<Vec<RecordBatch>> = (0..PARTITIONS)
+        .map(|p| generate_partition(&options, NexmarkTable::Bid, p).unwrap())
+        .collect();
+    let all: Vec<RecordBatch> = partitions.iter().flatten().cloned().collect();
+    let expected = oracle_rows(all.clone(), 3).await;
+    python.await.unwrap();
+
+    let mut server = spawn_server(&dir, "200ms", &temp.path().join("server-1.log"));
+    let url = wait_listening(&mut server);
+    let client = reqwest::Client::new();
+    let (status, reply) = post_sql(&client, &url, CREATE).await;
+    assert_eq!(status, 200, "{reply:#}");
+    assert_eq!(reply["results"][1]["job"], "hot", "{reply:#}");
+
+    // Half of the bids, then kill -9 in the middle of the stream.
+    for (p, batches) in partitions.iter().enumerate() {
+        for (seq, batch) in batches[..batches.len() / 2].iter().enumerate() {
+            post_bids(&client, &url, p, seq, batch).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    // The restarted server resumes the job by itself; a producer retrying its last
+    // request appends nothing twice.
+    let mut server = spawn_server(&dir, "200ms", &temp.path().join("server-2.log"));
+    let url = wait_listening(&mut server);
+    for (p, batches) in partitions.iter().enumerate() {
+        let half = batches.len() / 2;
+        let retried = post_bids(&client, &url, p, half - 1, &batches[half - 1]).await;
+        assert_eq!(retried["duplicate"], true, "{retried:#}");
+        for (seq, batch) in batches.iter().enumerate().skip(half) {
+            post_bids(&client, &url, p, seq, batch).await;
+        }
+        post_bids(&client, &url, p, batches.len(), &flush_bid(&all)).await;
+    }
+    let status: Value = client
+        .get(format!("{url}/v1/jobs/hot"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["state"], "running", "{status:#}");
+
+    let results = format!("{url}/v1/jobs/hot/results?from=earliest");
+    let out = temp.path().join("hot.arrow");
+    let rows = expected.len();
+    let got = tokio::task::spawn_blocking(move || read_with_pyarrow(&results, &out, rows))
+        .await
+        .unwrap();
+    assert_eq!(streaming_rows(&got), expected);
+
+    // Bad statements are refused with a position, and change nothing.
+    let bad = [
+        ("SELEC 1", 400, "line 1"),
+        ("CREATE SINK s AS SELECT nope FROM bids", 400, "nope"),
+        (
+            "CREATE SINK s AS SELECT SUM(url) FROM TUMBLE(bids, date_time, INTERVAL '1' SECOND) GROUP BY window_start, window_end",
+            400,
+            "line 1",
+        ),
+        (
+            "CREATE SINK s AS SELECT auction, COUNT(*) FROM bids GROUP BY auction",
+            400,
+            "window",
+        ),
+        (
+            "CREATE SINK s AS SELECT *\nFROM CUMULATE(bids, date_time, INTERVAL '1' SECOND, INTERVAL '4' SECOND)",
+            400,
+            "line 2",
+        ),
+        ("CREATE SINK s AS SELECT * FROM missing", 400, "missing"),
+        ("CREATE SINK hot AS SELECT auction FROM bids", 409, "exists"),
+        (
+            "CREATE SINK s WITH (connector = 'log', topic = '../x') AS SELECT auction FROM bids",
+            400,
+            "topic",
+        ),
+        (
+            "CREATE SOURCE bids (a BIGINT, t TIMESTAMP(3), WATERMARK FOR t AS t - INTERVAL '1' SECOND) WITH (connector = 'log', topic = 'bids')",
+            409,
+            "bids",
+        ),
+        ("DROP SINK nope", 404, "nope"),
+        ("", 400, "no SQL"),
+    ];
+    for (sql, status, needle) in bad {
+        let (got, reply) = post_sql(&client, &url, sql).await;
+        assert_eq!(got, status, "{sql}: {reply:#}");
+        let message = reply["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(needle), "{sql}: {reply:#}");
+    }
+    let (_, shown) = post_sql(&client, &url, "SHOW SOURCES; SHOW SINKS; SHOW JOBS").await;
+    assert_eq!(
+        shown["results"][0]["sources"].as_array().unwrap().len(),
+        1,
+        "{shown:#}"
+    );
+    assert_eq!(shown["results"][1]["sinks"][0]["name"], "hot", "{shown:#}");
+    assert_eq!(
+        shown["results"][2]["jobs"][0]["state"], "running",
+        "{shown:#}"
+    );
+    let (_, explained) = post_sql(
+        &client,
+        &url,
+        &format!(
+            "EXPLAIN {}",
+            CREATE
+                .split(';')
+                .nth(1)
+                .unwrap()
+                .trim()
+                .replace("CREATE SINK hot", "CREATE SINK hot2")
+        ),
+    )
+    .await;
+    assert!(explained["results"][0]["plan"].is_string(), "{explained:#}");
+
+    let (status, dropped) = post_sql(&client, &url, "DROP SINK hot").await;
+    assert_eq!(status, 200, "{dropped:#}");
+    assert_eq!(dropped["results"][0]["state"], "dropped", "{dropped:#}");
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
