@@ -182,6 +182,76 @@ async fn sql_job_over_http_survives_a_kill_and_matches_the_oracle() {
         .unwrap();
     assert_eq!(status["state"], "running", "{status:#}");
 
+    // Bad statements, while the job runs: each is refused with a 4xx JSON error (SQL
+    // errors name line and column) and changes nothing.
+    let window = "TUMBLE(bids, date_time, INTERVAL '1' SECOND)";
+    let source = |with: &str| {
+        format!(
+            "CREATE SOURCE x (a BIGINT, t TIMESTAMP(3), \
+             WATERMARK FOR t AS t - INTERVAL '1' SECOND) WITH ({with})"
+        )
+    };
+    let bad: Vec<(String, u16, &str)> = vec![
+        ("SELEC 1".into(), 400, "line 1"),
+        ("CREATE SINK s AS SELECT nope FROM bids".into(), 400, "nope"),
+        (format!("CREATE SINK s AS SELECT SUM(url) FROM {window} GROUP BY window_start, window_end"), 400, "line 1"),
+        ("CREATE SINK s AS SELECT auction, COUNT(*) FROM bids GROUP BY auction".into(), 400, "line 1"),
+        ("CREATE SINK s AS SELECT *\nFROM CUMULATE(bids, date_time, INTERVAL '1' SECOND, INTERVAL '4' SECOND)".into(), 400, "line 2"),
+        ("CREATE SINK s AS SELECT * FROM missing".into(), 400, "missing"),
+        ("CREATE SINK hot AS SELECT auction FROM bids".into(), 409, "exists"),
+        ("CREATE SINK s WITH (connector = 'log', topic = '../x') AS SELECT auction FROM bids".into(), 400, "topic"),
+        ("CREATE SOURCE bids (a BIGINT, t TIMESTAMP(3), WATERMARK FOR t AS t - INTERVAL '1' SECOND) WITH (connector = 'log', topic = 'bids')".into(), 409, "bids"),
+        ("DROP SINK nope".into(), 404, "nope"),
+        ("".into(), 400, "no SQL"),
+        ("   \n ".into(), 400, "no SQL"),
+        ("CREATE SOURCE x (a BIGINT) WITH (connector = 'log')".into(), 400, "line 1"),
+        (source("connector = 'kafka'"), 400, "line 1"),
+        (source("connector = 'log', topic = 'a/b'"), 400, "a/b"),
+        (source("connector = 'log', topic = '%2e%2e'"), 400, "%2e%2e"),
+        (source("connector = 'log', partitions = 'many'"), 400, "line 1"),
+        (source("connector = 'log', colour = 'red'"), 400, "colour"),
+        (source("connector = 'nexmark', type = 'unicorn'"), 400, "unicorn"),
+        ("CREATE SOURCE ../x (a BIGINT) WITH (connector = 'log')".into(), 400, "line 1"),
+        ("CREATE SINK s AS SELECT b1.auction FROM bids b1 JOIN bids b2 ON b1.auction = b2.auction".into(), 400, "line 1"),
+        ("CREATE SINK s AS SELECT auction FROM bids ORDER BY auction".into(), 400, "line 1"),
+        ("CREATE SINK s AS SELECT auction FROM bids LIMIT 5".into(), 400, "line 1"),
+        (format!("CREATE SINK s AS SELECT COUNT(DISTINCT bidder) FROM {window} GROUP BY window_start, window_end"), 400, "DISTINCT"),
+        ("CREATE SINK s AS SELECT COUNT(*) FROM HOP(bids, date_time, INTERVAL '10' SECOND, INTERVAL '2' SECOND) GROUP BY window_start, window_end".into(), 400, "line 1"),
+        ("CREATE SINK s AS SELECT COUNT(*) FROM TUMBLE(bids, price, INTERVAL '1' SECOND) GROUP BY window_start, window_end".into(), 400, "line 1"),
+        ("CREATE SINK s AS SELECT window_start FROM bids".into(), 400, "window_start"),
+        (format!("CREATE SINK s AS SELECT *, ROW_NUMBER() OVER (PARTITION BY window_start, window_end ORDER BY bids DESC) AS rn FROM (SELECT window_start, window_end, COUNT(*) AS bids FROM {window} GROUP BY window_start, window_end)"), 400, "line 1"),
+        ("CREATE SINK s WITH (connector = 'iceberg', table = 't') AS SELECT auction FROM bids".into(), 400, "iceberg"),
+        ("CREATE SINK s WITH (connector = 'nope') AS SELECT auction FROM bids".into(), 400, "nope"),
+        ("CREATE SINK s AS SELECT auction FROM bids WHERE price".into(), 400, "line 1"),
+        ("CREATE SINK s AS SELECT auction FROM bids WHERE nope > 1".into(), 400, "nope"),
+        ("CREATE SINK s AS SELECT auction / 'x' FROM bids".into(), 400, "line 1"),
+        ("DROP TABLE bids".into(), 400, "line 1"),
+        ("INSERT INTO bids VALUES (1)".into(), 400, "line 1"),
+        ("CREATE SINK s AS".into(), 400, "line 1"),
+        ("CREATE SINK s AS SELECT auction FROM bids;\nSELEC".into(), 400, "line 2"),
+        ("SHOW TABLES".into(), 400, "line 1"),
+        ("CREATE SINK s AS SELECT COUNT(*) FROM TUMBLE(bids, date_time, INTERVAL '0' SECOND) GROUP BY window_start, window_end".into(), 400, "line 1"),
+        ("EXPLAIN CREATE SINK s AS SELECT nope FROM bids".into(), 400, "nope"),
+        (format!("CREATE SINK s AS SELECT MAX(channel, url) FROM {window} GROUP BY window_start, window_end"), 400, "line 1"),
+        ("CREATE SINK \"a/b\" AS SELECT auction FROM bids".into(), 400, "a/b"),
+        ("x".repeat(300 * 1024), 413, "limit"),
+    ];
+    for (sql, status, needle) in &bad {
+        let (got, reply) = post_sql(&client, &url, sql).await;
+        let shown = &sql[..sql.len().min(120)];
+        assert_eq!(got, *status, "{shown}: {reply:#}");
+        assert!(reply["error"]["code"].is_string(), "{shown}: {reply:#}");
+        let message = reply["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(needle), "{shown}: {reply:#}");
+    }
+    let not_utf8 = client
+        .post(format!("{url}/v1/sql"))
+        .body(vec![0xff, 0xfe, 0x00])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_utf8.status().as_u16(), 400);
+
     let results = format!("{url}/v1/jobs/hot/results?from=earliest");
     let out = temp.path().join("hot.arrow");
     let rows = expected.len();
@@ -190,49 +260,15 @@ async fn sql_job_over_http_survives_a_kill_and_matches_the_oracle() {
         .unwrap();
     assert_eq!(streaming_rows(&got), expected);
 
-    // Bad statements are refused with a position, and change nothing.
-    let bad = [
-        ("SELEC 1", 400, "line 1"),
-        ("CREATE SINK s AS SELECT nope FROM bids", 400, "nope"),
-        (
-            "CREATE SINK s AS SELECT SUM(url) FROM TUMBLE(bids, date_time, INTERVAL '1' SECOND) GROUP BY window_start, window_end",
-            400,
-            "line 1",
-        ),
-        (
-            "CREATE SINK s AS SELECT auction, COUNT(*) FROM bids GROUP BY auction",
-            400,
-            "window",
-        ),
-        (
-            "CREATE SINK s AS SELECT *\nFROM CUMULATE(bids, date_time, INTERVAL '1' SECOND, INTERVAL '4' SECOND)",
-            400,
-            "line 2",
-        ),
-        ("CREATE SINK s AS SELECT * FROM missing", 400, "missing"),
-        ("CREATE SINK hot AS SELECT auction FROM bids", 409, "exists"),
-        (
-            "CREATE SINK s WITH (connector = 'log', topic = '../x') AS SELECT auction FROM bids",
-            400,
-            "topic",
-        ),
-        (
-            "CREATE SOURCE bids (a BIGINT, t TIMESTAMP(3), WATERMARK FOR t AS t - INTERVAL '1' SECOND) WITH (connector = 'log', topic = 'bids')",
-            409,
-            "bids",
-        ),
-        ("DROP SINK nope", 404, "nope"),
-        ("", 400, "no SQL"),
-    ];
-    for (sql, status, needle) in bad {
-        let (got, reply) = post_sql(&client, &url, sql).await;
-        assert_eq!(got, status, "{sql}: {reply:#}");
-        let message = reply["error"]["message"].as_str().unwrap_or_default();
-        assert!(message.contains(needle), "{sql}: {reply:#}");
-    }
     let (_, shown) = post_sql(&client, &url, "SHOW SOURCES; SHOW SINKS; SHOW JOBS").await;
     assert_eq!(
         shown["results"][0]["sources"].as_array().unwrap().len(),
+        1,
+        "{shown:#}"
+    );
+    // Nothing was half-created: still one source and one sink.
+    assert_eq!(
+        shown["results"][1]["sinks"].as_array().unwrap().len(),
         1,
         "{shown:#}"
     );
