@@ -1,4 +1,5 @@
 //! placeholder
 pub mod channel;
+pub mod iceberg;
 pub mod log;
 pub mod nexmark;

@@ -14,11 +14,16 @@
 //! * and/or `-- expected` followed by rows written `v1 | v2 | ...`.
 //!
 //! Timestamps are compared as epoch milliseconds and floats rounded to 6 decimals.
+//!
+//! Every case runs twice: straight through into an in-process sink, and with
+//! checkpoints into an exactly-once log topic, aborted after its first checkpoint and
+//! restarted from it; both outputs must equal the expectation.
 
 use std::collections::HashMap;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Float64Type, SchemaRef};
@@ -27,9 +32,10 @@ use arrow::util::display::array_value_to_string;
 use datafusion::prelude::SessionContext;
 use object_store::memory::InMemory;
 use runnel_connectors::channel::CollectSink;
-use runnel_connectors::log::{EmbeddedLog, LogSource};
+use runnel_connectors::log::{EmbeddedLog, LogSink, LogSource};
 use runnel_connectors::nexmark::{NexmarkOptions, NexmarkTable, generate_partition};
-use runnel_runtime::{Dataflow, JobConfig, Source, spawn};
+use runnel_runtime::checkpoint::ObjectStoreCheckpoints;
+use runnel_runtime::{CheckpointConfig, Dataflow, JobConfig, JobGraph, Source, spawn};
 use runnel_sql::{
     PipelinePlan, SinkDef, SourceConnector, SourceDef, Statement, build, parse, plan_sink,
 };
@@ -187,10 +193,9 @@ async fn run_case(case: &Case) {
     let json = serde_json::to_string(&plan).unwrap();
     let plan: PipelinePlan = serde_json::from_str(&json).unwrap();
 
-    let log = EmbeddedLog::new(
-        Arc::new(InMemory::new()),
-        object_store::path::Path::from("root"),
-    );
+    let store = Arc::new(InMemory::new());
+    let root = object_store::path::Path::from("root");
+    let log = EmbeddedLog::new(store.clone(), root.clone());
     let mut runtime_sources: HashMap<String, Arc<dyn Source>> = HashMap::new();
     let mut tables: HashMap<String, Vec<RecordBatch>> = HashMap::new();
     for def in &sources {
@@ -228,20 +233,53 @@ async fn run_case(case: &Case) {
         }
     }
 
-    let sink_rows = CollectSink::new();
-    let graph = {
-        let flow = Dataflow::new(&sink.name).with_parallelism(2);
+    let graph = |sink: Arc<dyn runnel_runtime::Sink>| -> JobGraph {
+        let flow = Dataflow::new(&plan.name).with_parallelism(2);
         let stream =
             build(&plan, &flow, &runtime_sources).unwrap_or_else(|e| panic!("{}: {e}", case.name));
-        stream.sink("out", Arc::new(sink_rows.clone())).unwrap();
+        stream.sink("out", sink).unwrap();
         flow.build().unwrap()
     };
-    let job = spawn(graph, JobConfig::default()).await.unwrap();
+
+    // Straight through.
+    let sink_rows = CollectSink::new();
+    let job = spawn(graph(Arc::new(sink_rows.clone())), JobConfig::default())
+        .await
+        .unwrap();
     let metrics = job.metrics().clone();
     job.join().await.unwrap();
     let late: u64 = metrics.nodes.iter().map(|n| n.late_rows()).sum();
     assert_eq!(late, 0, "{}: no row may be late", case.name);
     let got = rows(&sink_rows.batches());
+
+    // Aborted after the first checkpoint, restarted from it.
+    let out = log
+        .create_topic("case_out", 1, plan.output_schema().unwrap())
+        .await
+        .unwrap();
+    let checkpoints =
+        Arc::new(ObjectStoreCheckpoints::new(store.clone(), root.clone(), &plan.name).unwrap());
+    let config = JobConfig {
+        checkpoints: Some(CheckpointConfig::new(checkpoints, Duration::from_millis(5))),
+        ..JobConfig::default()
+    };
+    let log_sink = || Arc::new(LogSink::new(out.clone(), "case.sink").unwrap());
+    let first = spawn(graph(log_sink()), config.clone()).await.unwrap();
+    let progress = first.metrics().clone();
+    while progress.checkpoints.last().is_none() && !first.is_finished() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    first.abort();
+    let _ = first.join().await;
+    spawn(graph(log_sink()), config)
+        .await
+        .unwrap()
+        .join()
+        .await
+        .unwrap();
+    let end = out.end_offset(0).await.unwrap();
+    let restarted = rows(&out.read(0, 0, end as usize).await.unwrap().batches);
+    assert_eq!(restarted, got, "{}: restarted midway", case.name);
 
     let mut checked = false;
     if let Some(oracle) = &case.oracle {

@@ -1,0 +1,163 @@
+//! Where an Iceberg sink's tables live: a catalog, plus the object store that keeps each
+//! sink's ledger of committed epochs.
+//!
+//! The embedded default is Iceberg's SQL catalog on sqlite, `{dir}/catalog.db`, with the
+//! warehouse (metadata and data files) in `{dir}/warehouse` and the ledger under the same
+//! directory, so a data root holds everything. Other engines read those tables through the
+//! same sqlite file and catalog name [`CATALOG_NAME`] (PyIceberg's `SqlCatalog`), or from
+//! a table's metadata file. Tables go to the namespace [`NAMESPACE`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path as FsPath;
+use std::sync::Arc;
+
+use iceberg::io::LocalFsStorageFactory;
+use iceberg::table::Table;
+use iceberg::{Catalog, CatalogBuilder, NamespaceIdent, TableCreation, TableIdent};
+use iceberg_catalog_sql::{SqlBindStyle, SqlCatalogBuilder};
+use object_store::ObjectStore;
+use object_store::path::Path;
+use runnel_runtime::{Error, Result};
+
+use super::iceberg_error;
+use crate::log::SyncedLocalFileSystem;
+
+/// Name of the embedded SQL catalog (a reader must open it under the same name).
+pub const CATALOG_NAME: &str = "runnel";
+/// Namespace of the tables sinks create.
+pub const NAMESPACE: &str = "default";
+/// File name of the embedded catalog's database, in the data directory.
+pub const CATALOG_DB: &str = "catalog.db";
+/// Directory of the embedded catalog's warehouse, in the data directory.
+pub const WAREHOUSE_DIR: &str = "warehouse";
+
+/// An Iceberg catalog and the store of the sinks' commit ledgers.
+#[derive(Clone)]
+pub struct IcebergCatalog {
+    catalog: Arc<dyn Catalog>,
+    store: Arc<dyn ObjectStore>,
+    root: Path,
+}
+
+impl fmt::Debug for IcebergCatalog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IcebergCatalog")
+            .field("catalog", &self.catalog)
+            .field("root", &self.root)
+            .finish()
+    }
+}
+
+impl IcebergCatalog {
+    /// Any catalog; ledgers go to `store` under `{root}/sinks/`.
+    pub fn new(catalog: Arc<dyn Catalog>, store: Arc<dyn ObjectStore>, root: Path) -> Self {
+        IcebergCatalog {
+            catalog,
+            store,
+            root,
+        }
+    }
+
+    /// The embedded catalog of the local data directory `dir` (created if missing).
+    pub async fn embedded(dir: &FsPath) -> Result<Self> {
+        let external =
+            |e: std::io::Error| Error::external(format!("data directory {}", dir.display()), e);
+        let warehouse = dir.join(WAREHOUSE_DIR);
+        std::fs::create_dir_all(&warehouse).map_err(external)?;
+        let dir = dir.canonicalize().map_err(external)?;
+        let uri = format!("sqlite:{}?mode=rwc", dir.join(CATALOG_DB).display());
+        let catalog = SqlCatalogBuilder::default()
+            .uri(uri)
+            .warehouse_location(format!("file://{}", dir.join(WAREHOUSE_DIR).display()))
+            .sql_bind_style(SqlBindStyle::QMark)
+            .with_storage_factory(Arc::new(LocalFsStorageFactory))
+            .load(CATALOG_NAME, HashMap::new())
+            .await
+            .map_err(iceberg_error("opening the embedded Iceberg catalog"))?;
+        let store = SyncedLocalFileSystem::new(&dir)
+            .map_err(|e| Error::external(format!("data directory {}", dir.display()), e))?;
+        Ok(Self::new(
+            Arc::new(catalog),
+            Arc::new(store),
+            Path::from(""),
+        ))
+    }
+
+    /// The Iceberg catalog.
+    pub fn catalog(&self) -> &Arc<dyn Catalog> {
+        &self.catalog
+    }
+
+    pub(crate) fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The identifier of table `name` in [`NAMESPACE`].
+    pub fn table_ident(name: &str) -> TableIdent {
+        TableIdent::new(NamespaceIdent::new(NAMESPACE.to_string()), name.to_string())
+    }
+
+    /// Loads table `name`.
+    pub async fn load_table(&self, name: &str) -> Result<Table> {
+        self.catalog
+            .load_table(&Self::table_ident(name))
+            .await
+            .map_err(iceberg_error(format!("loading Iceberg table {name}")))
+    }
+
+    /// Loads table `name`, or creates it with `schema` (and the namespace with it). A
+    /// concurrent creation by another sink is not an error: the winner's table is loaded.
+    pub(crate) async fn load_or_create_table(
+        &self,
+        name: &str,
+        schema: iceberg::spec::Schema,
+    ) -> Result<(Table, bool)> {
+        let ident = Self::table_ident(name);
+        let context = || format!("creating Iceberg table {name}");
+        let exists = self
+            .catalog
+            .table_exists(&ident)
+            .await
+            .map_err(iceberg_error(context()))?;
+        if exists {
+            return Ok((self.load_table(name).await?, false));
+        }
+        self.ensure_namespace().await?;
+        let creation = TableCreation::builder()
+            .name(name.to_string())
+            .schema(schema)
+            .build();
+        match self.catalog.create_table(ident.namespace(), creation).await {
+            Ok(table) => Ok((table, true)),
+            Err(e) => match self.catalog.table_exists(&ident).await {
+                Ok(true) => Ok((self.load_table(name).await?, false)),
+                _ => Err(iceberg_error(context())(e)),
+            },
+        }
+    }
+
+    async fn ensure_namespace(&self) -> Result<()> {
+        let namespace = NamespaceIdent::new(NAMESPACE.to_string());
+        let error = iceberg_error(format!("creating Iceberg namespace {NAMESPACE}"));
+        match self.catalog.namespace_exists(&namespace).await {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(e) => return Err(error(e)),
+        }
+        let created = self
+            .catalog
+            .create_namespace(&namespace, HashMap::new())
+            .await;
+        match created {
+            Err(e) if !matches!(self.catalog.namespace_exists(&namespace).await, Ok(true)) => {
+                Err(error(e))
+            }
+            _ => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! Phase 2 of the Iceberg sink: one snapshot per epoch, at most once.
+//!
+//! 1. The ledger records this epoch or a later one: done.
+//! 2. A snapshot anywhere in the table's metadata (not only the head) carries this sink's
+//!    id with this epoch or a later one: done; the ledger learns it.
+//! 3. No subtask staged a file: done, without a snapshot (an idle checkpoint adds no
+//!    metadata to the table).
+//! 4. Otherwise one `fast_append` of every subtask's files, with the sink id and epoch in
+//!    the snapshot summary, committed through [`EpochGuard`] so that step 2 is checked
+//!    again atomically with the commit; then the ledger records the epoch.
+//!
+//! An error from the commit leaves its outcome unknown (the catalog may have swapped the
+//! metadata before the connection failed). It is resolved by reloading the table and
+//! looking for the epoch, never by committing again blindly: found means committed;
+//! otherwise the error is returned and the runtime retries the whole commit, which starts
+//! again at step 1. "A later epoch counts" also fences a stale instance: a zombie that
+//! commits an old epoch after its successor committed a newer one changes nothing.
+
+use std::collections::HashMap;
+
+use iceberg::spec::TableMetadata;
+use iceberg::table::Table;
+use iceberg::transaction::{ApplyTransactionAction, Transaction};
+use runnel_runtime::{Epoch, Result, Staged};
+
+use super::catalog::IcebergCatalog;
+use super::guard::EpochGuard;
+use super::iceberg_error;
+use super::ledger::Ledger;
+use super::staged;
+
+/// Snapshot summary property naming the sink that committed the snapshot.
+pub const SINK_ID_PROPERTY: &str = "runnel.sink-id";
+/// Snapshot summary property holding the epoch the snapshot commits.
+pub const EPOCH_PROPERTY: &str = "runnel.epoch";
+
+/// The newest epoch `sink_id` committed to a table, over every snapshot its metadata
+/// still holds.
+pub(crate) fn last_committed_epoch(metadata: &TableMetadata, sink_id: &str) -> Option<Epoch> {
+    metadata
+        .snapshots()
+        .filter_map(|snapshot| {
+            let summary = &snapshot.summary().additional_properties;
+            if summary.get(SINK_ID_PROPERTY).map(String::as_str) != Some(sink_id) {
+                return None;
+            }
+            summary.get(EPOCH_PROPERTY)?.parse::<Epoch>().ok()
+        })
+        .max()
+}
+
+/// Commits epochs of one sink into one table.
+#[derive(Debug, Clone)]
+pub(crate) struct Committer {
+    pub catalog: IcebergCatalog,
+    pub table: String,
+    pub sink_id: String,
+    pub ledger: Ledger,
+}
+
+impl Committer {
+    fn holds(&self, table: &Table, epoch: Epoch) -> bool {
+        last_committed_epoch(table.metadata(), &self.sink_id).is_some_and(|last| last >= epoch)
+    }
+
+    pub async fn commit(&self, epoch: Epoch, staged: Vec<Staged>) -> Result<()> {
+        if self.ledger.covers(epoch).await? {
+            return Ok(());
+        }
+        let table = self.catalog.load_table(&self.table).await?;
+        if self.holds(&table, epoch) {
+            return self.ledger.record(epoch).await;
+        }
+        let mut files = Vec::new();
+        for Staged { pre_commit, .. } in staged {
+            files.extend(staged::decode(pre_commit.meta, table.metadata())?);
+        }
+        if files.is_empty() {
+            return Ok(());
+        }
+        let count = files.len();
+        let properties = HashMap::from([
+            (SINK_ID_PROPERTY.to_string(), self.sink_id.clone()),
+            (EPOCH_PROPERTY.to_string(), epoch.to_string()),
+        ]);
+        let transaction = Transaction::new(&table);
+        // Paths are unique by construction; the duplicate check would read every
+        // manifest of the table on each commit.
+        let append = transaction
+            .fast_append()
+            .with_check_duplicate(false)
+            .add_data_files(files)
+            .set_snapshot_properties(properties);
+        let context = || format!("committing epoch {epoch} to Iceberg table {}", self.table);
+        let transaction = append
+            .apply(transaction)
+            .map_err(iceberg_error(context()))?;
+        let guard = EpochGuard {
+            inner: self.catalog.catalog().as_ref(),
+            sink_id: &self.sink_id,
+            epoch,
+        };
+        if let Err(error) = transaction.commit(&guard).await {
+            // The outcome is unknown: learn it from the table.
+            let table = self.catalog.load_table(&self.table).await?;
+            if !self.holds(&table, epoch) {
+                return Err(iceberg_error(context())(error));
+            }
+        } else {
+            tracing::debug!(
+                table = self.table,
+                epoch,
+                files = count,
+                "Iceberg epoch committed"
+            );
+        }
+        self.ledger.record(epoch).await
+    }
+}

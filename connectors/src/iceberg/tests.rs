@@ -1,0 +1,296 @@
+//! The Iceberg sink against the embedded catalog in a temporary directory: rows read back
+//! through iceberg's scan, repeated and racing commits, crashes between the phases.
+
+use std::sync::Arc;
+
+use arrow::array::{Int64Array, StringArray};
+use arrow::compute::{concat_batches, sort_to_indices, take_record_batch};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use futures::TryStreamExt;
+use iceberg::table::Table;
+use runnel_runtime::{Error, PreCommit, Sink, Staged};
+use tempfile::TempDir;
+
+use super::*;
+
+fn schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("name", DataType::Utf8, true),
+    ]))
+}
+
+fn rows(ids: std::ops::Range<i64>) -> RecordBatch {
+    let names: Vec<String> = ids.clone().map(|i| format!("n{i}")).collect();
+    RecordBatch::try_new(
+        schema(),
+        vec![
+            Arc::new(Int64Array::from_iter_values(ids)),
+            Arc::new(StringArray::from(names)),
+        ],
+    )
+    .unwrap()
+}
+
+async fn sink(dir: &TempDir, sink_id: &str) -> IcebergSink {
+    let catalog = IcebergCatalog::embedded(dir.path()).await.unwrap();
+    IcebergSink::new(catalog, "out", sink_id, schema())
+        .await
+        .unwrap()
+}
+
+/// Writes `batches` through a fresh writer of `subtask` and pre-commits `epoch`.
+async fn stage(
+    sink: &IcebergSink,
+    subtask: usize,
+    epoch: u64,
+    batches: Vec<RecordBatch>,
+) -> Staged {
+    let mut writer = sink.open(subtask, 2).await.unwrap();
+    for batch in batches {
+        writer.write(batch).await.unwrap();
+    }
+    let pre_commit = writer.pre_commit(epoch).await.unwrap();
+    Staged {
+        subtask,
+        pre_commit,
+    }
+}
+
+/// Every row of the table's current snapshot, sorted by id, without field metadata.
+async fn read(table: &Table) -> RecordBatch {
+    let batches: Vec<RecordBatch> = table
+        .scan()
+        .select_all()
+        .build()
+        .unwrap()
+        .to_arrow()
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let all = concat_batches(&schema(), &batches.iter().map(strip).collect::<Vec<_>>()).unwrap();
+    let order = sort_to_indices(all.column(0), None, None).unwrap();
+    take_record_batch(&all, &order).unwrap()
+}
+
+fn strip(batch: &RecordBatch) -> RecordBatch {
+    RecordBatch::try_new(schema(), batch.columns().to_vec()).unwrap()
+}
+
+fn epochs(table: &Table) -> Vec<u64> {
+    let mut epochs: Vec<u64> = table
+        .metadata()
+        .snapshots()
+        .map(|s| {
+            s.summary().additional_properties[EPOCH_PROPERTY]
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    epochs.sort();
+    epochs
+}
+
+#[tokio::test]
+async fn committed_rows_read_back_and_repeats_add_no_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = sink(&dir, "job.sink").await;
+    let a = stage(&sink, 0, 1, vec![rows(0..3), rows(3..5)]).await;
+    let b = stage(&sink, 1, 1, vec![rows(5..8)]).await;
+    assert!(
+        sink.table()
+            .await
+            .unwrap()
+            .metadata()
+            .current_snapshot()
+            .is_none()
+    );
+
+    let staged = vec![a, b];
+    sink.commit(1, staged.clone()).await.unwrap();
+    sink.commit(1, staged).await.unwrap();
+    let table = sink.table().await.unwrap();
+    assert_eq!(epochs(&table), vec![1]);
+    assert_eq!(read(&table).await, rows(0..8));
+    let summary = &table.metadata().current_snapshot().unwrap().summary();
+    assert_eq!(summary.additional_properties[SINK_ID_PROPERTY], "job.sink");
+    assert_eq!(
+        table.metadata().format_version(),
+        iceberg::spec::FormatVersion::V2
+    );
+
+    let c = stage(&sink, 0, 2, vec![rows(8..10)]).await;
+    sink.commit(2, vec![c]).await.unwrap();
+    let table = sink.table().await.unwrap();
+    assert_eq!(epochs(&table), vec![1, 2]);
+    assert_eq!(read(&table).await, rows(0..10));
+}
+
+#[tokio::test]
+async fn a_crash_between_the_phases_commits_each_epoch_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = sink(&dir, "job.sink").await;
+    let staged = vec![stage(&first, 0, 1, vec![rows(0..4)]).await];
+    // The writer is gone and the process dies before phase 2; the checkpoint kept `staged`.
+    drop(first);
+    let restarted = sink(&dir, "job.sink").await;
+    restarted.commit(1, staged.clone()).await.unwrap();
+    // A crash right after the commit, before the runtime noted it: committed again.
+    let again = sink(&dir, "job.sink").await;
+    again.commit(1, staged).await.unwrap();
+    let next = vec![stage(&again, 0, 2, vec![rows(4..6)]).await];
+    again.commit(2, next).await.unwrap();
+    let table = again.table().await.unwrap();
+    assert_eq!(epochs(&table), vec![1, 2]);
+    assert_eq!(read(&table).await, rows(0..6));
+}
+
+#[tokio::test]
+async fn the_snapshot_log_alone_prevents_a_second_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = sink(&dir, "job.sink").await;
+    let staged = vec![stage(&sink, 0, 1, vec![rows(0..2)]).await];
+    sink.commit(1, staged.clone()).await.unwrap();
+    // Lose the ledger: the table's snapshots still know epoch 1.
+    std::fs::remove_dir_all(dir.path().join("sinks")).unwrap();
+    sink.commit(1, staged).await.unwrap();
+    assert_eq!(epochs(&sink.table().await.unwrap()), vec![1]);
+    // ... and the ledger was written again from them.
+    let ledger = dir
+        .path()
+        .join("sinks/job.sink/committed/00000000000000000001");
+    assert!(ledger.exists());
+}
+
+#[tokio::test]
+async fn the_ledger_alone_prevents_a_second_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = sink(&dir, "job.sink").await;
+    let one = vec![stage(&sink, 0, 1, vec![rows(0..2)]).await];
+    let two = vec![stage(&sink, 0, 2, vec![rows(2..4)]).await];
+    sink.commit(1, one.clone()).await.unwrap();
+    sink.commit(2, two).await.unwrap();
+    // Expire every snapshot but the current one: epoch 1 is gone from the metadata.
+    let table = sink.table().await.unwrap();
+    let catalog = IcebergCatalog::embedded(dir.path()).await.unwrap();
+    let transaction = iceberg::transaction::Transaction::new(&table);
+    let expire = transaction
+        .expire_snapshots()
+        .retain_last(1)
+        .expire_older_than_ms(i64::MAX);
+    let transaction =
+        iceberg::transaction::ApplyTransactionAction::apply(expire, transaction).unwrap();
+    let table = transaction
+        .commit(catalog.catalog().as_ref())
+        .await
+        .unwrap();
+    assert_eq!(epochs(&table), vec![2]);
+    sink.commit(1, one).await.unwrap();
+    let table = sink.table().await.unwrap();
+    assert_eq!(epochs(&table), vec![2]);
+    assert_eq!(read(&table).await, rows(0..4));
+}
+
+#[tokio::test]
+async fn a_stale_instance_cannot_commit_an_older_epoch_late() {
+    let dir = tempfile::tempdir().unwrap();
+    let zombie = sink(&dir, "job.sink").await;
+    let late = vec![stage(&zombie, 0, 3, vec![rows(100..101)]).await];
+    let successor = sink(&dir, "job.sink").await;
+    let newer = vec![stage(&successor, 0, 4, vec![rows(0..2)]).await];
+    successor.commit(4, newer).await.unwrap();
+    zombie.commit(3, late).await.unwrap();
+    let table = successor.table().await.unwrap();
+    assert_eq!(epochs(&table), vec![4]);
+    assert_eq!(read(&table).await, rows(0..2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_commits_of_one_epoch_append_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = sink(&dir, "job.sink").await;
+    let staged = vec![stage(&sink, 0, 1, vec![rows(0..3)]).await];
+    let racers: Vec<_> = (0..4)
+        .map(|_| {
+            let (sink, staged) = (sink.clone(), staged.clone());
+            tokio::spawn(async move { sink.commit(1, staged).await })
+        })
+        .collect();
+    let mut failures = 0;
+    for racer in racers {
+        // A racer that loses may report the conflict; it must never append twice.
+        if racer.await.unwrap().is_err() {
+            failures += 1;
+        }
+    }
+    assert!(failures < 4, "no racer committed");
+    let table = sink.table().await.unwrap();
+    assert_eq!(epochs(&table), vec![1]);
+    assert_eq!(read(&table).await, rows(0..3));
+}
+
+#[tokio::test]
+async fn other_sinks_and_empty_epochs_do_not_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = sink(&dir, "job-a.sink").await;
+    let b = sink(&dir, "job-b.sink").await;
+    a.commit(1, vec![stage(&a, 0, 1, vec![rows(0..1)]).await])
+        .await
+        .unwrap();
+    b.commit(1, vec![stage(&b, 0, 1, vec![rows(1..2)]).await])
+        .await
+        .unwrap();
+    let idle = stage(&a, 0, 2, vec![]).await;
+    assert_eq!(idle.pre_commit, PreCommit::default());
+    a.commit(2, vec![idle]).await.unwrap();
+    let table = a.table().await.unwrap();
+    assert_eq!(epochs(&table), vec![1, 1]);
+    assert_eq!(read(&table).await, rows(0..2));
+}
+
+#[tokio::test]
+async fn foreign_or_damaged_descriptions_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = sink(&dir, "job.sink").await;
+    let mut staged = stage(&sink, 0, 1, vec![rows(0..1)]).await;
+    let meta = staged.pre_commit.meta.to_string();
+    let location = sink
+        .table()
+        .await
+        .unwrap()
+        .metadata()
+        .location()
+        .to_string();
+    let elsewhere = meta.replace(&location, "file:///tmp/elsewhere");
+    staged.pre_commit.meta = serde_json::from_str(&elsewhere).unwrap();
+    let err = sink.commit(1, vec![staged]).await.unwrap_err();
+    assert!(matches!(err, Error::Internal(_)), "{err}");
+    let damaged = Staged {
+        subtask: 0,
+        pre_commit: PreCommit {
+            meta: serde_json::json!({"files": [{"file_path": 1}]}),
+            batches: vec![],
+        },
+    };
+    assert!(sink.commit(1, vec![damaged]).await.is_err());
+    assert!(epochs(&sink.table().await.unwrap()).is_empty());
+}
+
+#[tokio::test]
+async fn an_existing_table_must_fit_the_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    sink(&dir, "job.sink").await;
+    let catalog = IcebergCatalog::embedded(dir.path()).await.unwrap();
+    let other = Arc::new(Schema::new(vec![Field::new("id", DataType::Utf8, false)]));
+    let err = IcebergSink::new(catalog.clone(), "out", "job.other", other)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Plan(_)), "{err}");
+    let err = IcebergSink::new(catalog, "../out", "job.sink", schema())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Plan(_)), "{err}");
+}

@@ -1,0 +1,126 @@
+//! Phase 1 of the Iceberg sink: rows of an epoch become Parquet data files.
+//!
+//! `write` conforms each batch to the table's schema (so a bad record fails where it
+//! arrives) and keeps it in memory; the barrier of epoch `e` writes the buffered rows as
+//! Parquet data files of the table and describes them in the `PreCommit`. Nothing is
+//! visible until the commit adds the files to a snapshot. Rows are buffered rather than
+//! streamed into a file because a file's name carries its epoch, which is known only when
+//! the barrier arrives.
+//!
+//! File names are `{sink id}-{epoch:020}-{token}-{subtask:05}-{n:05}.parquet` under the
+//! table's data directory. The token is random per opened writer: a restarted job writes
+//! the same epoch again under new names, and an object is never overwritten (iceberg
+//! refuses a path it already has, but only after the new file replaced the old one).
+
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use iceberg::spec::DataFileFormat;
+use iceberg::table::Table;
+use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
+use iceberg::writer::file_writer::ParquetWriterBuilder;
+use iceberg::writer::file_writer::location_generator::{
+    DefaultFileNameGenerator, DefaultLocationGenerator,
+};
+use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
+use iceberg::writer::{IcebergWriter as _, IcebergWriterBuilder as _};
+use runnel_runtime::{Epoch, Error, PreCommit, Result, SinkWriter};
+
+use super::iceberg_error;
+use super::schema::Conformer;
+use super::staged;
+
+/// The writer of one sink subtask.
+pub(super) struct IcebergWriter {
+    table: Table,
+    table_name: String,
+    conformer: Conformer,
+    /// `{sink id}`, then `{token}-{subtask:05}` around the epoch in file names.
+    sink_id: String,
+    writer_id: String,
+    buffered: Vec<RecordBatch>,
+}
+
+impl IcebergWriter {
+    pub fn new(
+        table: Table,
+        table_name: String,
+        conformer: Conformer,
+        sink_id: String,
+        subtask: usize,
+    ) -> Self {
+        let token: u64 = rand::random();
+        IcebergWriter {
+            table,
+            table_name,
+            conformer,
+            sink_id,
+            writer_id: format!("{token:016x}-{subtask:05}"),
+            buffered: Vec::new(),
+        }
+    }
+
+    /// Writes the buffered rows as data files of `epoch`, without taking them.
+    async fn write_files(&self, epoch: Epoch) -> Result<serde_json::Value> {
+        let error = || iceberg_error(format!("writing Iceberg table {}", self.table_name));
+        let metadata = self.table.metadata();
+        let properties = metadata.table_properties().map_err(error())?;
+        let parquet = ParquetWriterBuilder::from_table_properties(
+            &properties,
+            metadata.current_schema().clone(),
+        );
+        let locations = DefaultLocationGenerator::new(metadata).map_err(error())?;
+        let names = DefaultFileNameGenerator::new(
+            format!("{}-{epoch:020}-{}", self.sink_id, self.writer_id),
+            None,
+            DataFileFormat::Parquet,
+        );
+        let rolling = RollingFileWriterBuilder::new_with_default_file_size(
+            parquet,
+            self.table.file_io().clone(),
+            locations,
+            names,
+        );
+        let mut writer = DataFileWriterBuilder::new(rolling)
+            .build(None)
+            .await
+            .map_err(error())?;
+        for batch in &self.buffered {
+            writer.write(batch.clone()).await.map_err(error())?;
+        }
+        let files = writer.close().await.map_err(error())?;
+        staged::encode(files, metadata)
+    }
+}
+
+#[async_trait]
+impl SinkWriter for IcebergWriter {
+    async fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        if batch.num_rows() > 0 {
+            self.buffered.push(self.conformer.conform(&batch)?);
+        }
+        Ok(())
+    }
+
+    async fn pre_commit(&mut self, epoch: Epoch) -> Result<PreCommit> {
+        if self.buffered.is_empty() {
+            return Ok(PreCommit::default());
+        }
+        let meta = self.write_files(epoch).await?;
+        self.buffered.clear();
+        Ok(PreCommit {
+            meta,
+            batches: Vec::new(),
+        })
+    }
+
+    async fn finish(&mut self) -> Result<()> {
+        if self.buffered.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Internal(format!(
+                "Iceberg sink into {}: rows written after the final barrier",
+                self.table_name
+            )))
+        }
+    }
+}
