@@ -11,6 +11,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use object_store::ObjectStore;
 use object_store::path::Path;
+use runnel_connectors::iceberg::IcebergCatalog;
 use runnel_connectors::log::{EmbeddedLog, SyncedLocalFileSystem};
 use runnel_runtime::storage::{RetryPolicy, RetryingStore};
 
@@ -24,6 +25,10 @@ pub struct DataRoot {
     pub root: Path,
     /// Where it is, for messages.
     pub location: String,
+    /// The directory, when the root is a local one (the embedded Iceberg catalog lives
+    /// there: `catalog.db` and `warehouse/`).
+    pub local_dir: Option<std::path::PathBuf>,
+    iceberg: Arc<tokio::sync::OnceCell<IcebergCatalog>>,
 }
 
 impl fmt::Debug for DataRoot {
@@ -52,7 +57,9 @@ impl DataRoot {
     pub fn local(dir: &FsPath) -> anyhow::Result<Self> {
         let store = SyncedLocalFileSystem::new(dir)
             .with_context(|| format!("cannot open data directory {}", dir.display()))?;
-        Self::new(Arc::new(store), Path::from(""), dir.display().to_string())
+        let mut data = Self::new(Arc::new(store), Path::from(""), dir.display().to_string())?;
+        data.local_dir = Some(dir.to_path_buf());
+        Ok(data)
     }
 
     /// Any object store; `store` is wrapped in a [`RetryingStore`].
@@ -66,7 +73,26 @@ impl DataRoot {
             store: Arc::new(store),
             root,
             location: location.into(),
+            local_dir: None,
+            iceberg: Arc::default(),
         })
+    }
+
+    /// The embedded Iceberg catalog (SQL catalog on sqlite under the data directory),
+    /// opened on first use.
+    pub async fn iceberg(&self) -> anyhow::Result<IcebergCatalog> {
+        let Some(dir) = &self.local_dir else {
+            anyhow::bail!(
+                "Iceberg tables need a local data directory; {} is not one",
+                self.location
+            );
+        };
+        let catalog = self
+            .iceberg
+            .get_or_try_init(|| IcebergCatalog::embedded(dir))
+            .await
+            .with_context(|| format!("cannot open the Iceberg catalog in {}", dir.display()))?;
+        Ok(catalog.clone())
     }
 
     /// The embedded log under `{root}/log/`.

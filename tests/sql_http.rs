@@ -220,7 +220,7 @@ async fn sql_job_over_http_survives_a_kill_and_matches_the_oracle() {
         ("CREATE SINK s AS SELECT COUNT(*) FROM TUMBLE(bids, price, INTERVAL '1' SECOND) GROUP BY window_start, window_end".into(), 400, "line 1"),
         ("CREATE SINK s AS SELECT window_start FROM bids".into(), 400, "window_start"),
         (format!("CREATE SINK s AS SELECT *, ROW_NUMBER() OVER (PARTITION BY window_start, window_end ORDER BY bids DESC) AS rn FROM (SELECT window_start, window_end, COUNT(*) AS bids FROM {window} GROUP BY window_start, window_end)"), 400, "line 1"),
-        ("CREATE SINK s WITH (connector = 'iceberg', table = 't') AS SELECT auction FROM bids".into(), 400, "iceberg"),
+        ("CREATE SINK s WITH (connector = 'iceberg', table = '../t') AS SELECT auction FROM bids".into(), 400, "table"),
         ("CREATE SINK s WITH (connector = 'nope') AS SELECT auction FROM bids".into(), 400, "nope"),
         ("CREATE SINK s AS SELECT auction FROM bids WHERE price".into(), 400, "line 1"),
         ("CREATE SINK s AS SELECT auction FROM bids WHERE nope > 1".into(), 400, "nope"),

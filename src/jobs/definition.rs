@@ -43,8 +43,11 @@ pub struct SqlJob {
     /// The `CREATE SINK` statement as submitted, for display.
     pub statement: String,
     pub plan: runnel_sql::PipelinePlan,
-    /// Topic the job's committed results are appended to.
+    /// Topic the job's committed results are appended to (the results stream reads it).
     pub output_topic: String,
+    /// Iceberg table the results are also committed to, exactly once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
 }
 
 /// A hot-items job between two topics of the embedded log.
@@ -181,6 +184,7 @@ mod tests {
                 statement: text.into(),
                 plan,
                 output_topic: "counts".into(),
+                table: Some("counts".into()),
             }),
         };
         let json = serde_json::to_string(&definition).unwrap();

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
+use runnel_connectors::iceberg::IcebergSink;
 use runnel_connectors::log::{EmbeddedLog, LogSink, LogSource, Topic};
 use runnel_runtime::checkpoint::ObjectStoreCheckpoints;
 use runnel_runtime::{
@@ -400,10 +401,25 @@ impl Inner {
         let sources = HashMap::from([(declared.name.clone(), source)]);
         let (plan, parallelism) = (job.plan.clone(), definition.parallelism);
         let producer = format!("{name}.sink");
+        // The sink id names the job, so it survives restarts, rescaling and upgrades.
+        let table: Option<Arc<dyn runnel_runtime::Sink>> = match &job.table {
+            Some(table) => {
+                let catalog = self.data.iceberg().await?;
+                let sink = IcebergSink::new(catalog, table, &format!("{name}.table"), schema)
+                    .await
+                    .with_context(|| format!("job {name}: Iceberg table {table}"))?;
+                Some(Arc::new(sink))
+            }
+            None => None,
+        };
         Ok(Box::new(move || {
             let flow = Dataflow::new(&name).with_parallelism(parallelism);
             let sink = LogSink::new(output.clone(), producer.clone())?;
-            runnel_sql::build(&plan, &flow, &sources)?.sink("output", Arc::new(sink))?;
+            let results = runnel_sql::build(&plan, &flow, &sources)?;
+            results.sink("output", Arc::new(sink))?;
+            if let Some(table) = &table {
+                results.sink("table", table.clone())?;
+            }
             flow.build()
         }))
     }

@@ -7,8 +7,10 @@ mod error;
 mod ingest;
 mod jobs_api;
 mod metrics_api;
+mod query_api;
 mod results_api;
 mod sql_api;
+mod tables_api;
 mod topics_api;
 
 use std::future::Future;
@@ -65,6 +67,8 @@ pub fn router(state: AppState) -> Router {
         .merge(metrics_api::routes())
         .merge(results_api::routes())
         .merge(sql_api::routes())
+        .merge(tables_api::routes())
+        .merge(query_api::routes())
         .merge(topics_api::routes())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {

@@ -42,6 +42,7 @@ enum Action {
         plan: PipelinePlan,
         topic: String,
         partitions: u32,
+        table: Option<String>,
     },
     Explain(PipelinePlan),
     ShowSources,
@@ -125,17 +126,14 @@ async fn check(state: &AppState, statements: Vec<Statement>) -> Result<Vec<Actio
                 if state.jobs.status(&sink.name).is_some() || new_jobs.contains(&sink.name) {
                     return Err(conflict(format!("sink {} already exists", sink.name)));
                 }
-                let (topic, partitions) = match &sink.connector {
+                let (topic, partitions, table) = match &sink.connector {
                     SinkConnector::Log { topic, partitions } => {
-                        (topic.clone(), partitions.unwrap_or(1))
+                        (topic.clone(), partitions.unwrap_or(1), None)
                     }
-                    SinkConnector::Results => (results_topic(&sink.name), 1),
-                    SinkConnector::Iceberg { .. } => {
-                        return Err(ApiError::bad_request(format!(
-                            "sink {}: connector 'iceberg' is not available yet; use \
-                             connector = 'log' or no WITH clause (results stream only)",
-                            sink.name
-                        )));
+                    SinkConnector::Results => (results_topic(&sink.name), 1, None),
+                    SinkConnector::Iceberg { table } => {
+                        validate_name("table", table)?;
+                        (results_topic(&sink.name), 1, Some(table.clone()))
                     }
                 };
                 validate_topic(&topic)?;
@@ -147,6 +145,7 @@ async fn check(state: &AppState, statements: Vec<Statement>) -> Result<Vec<Actio
                     plan,
                     topic,
                     partitions,
+                    table,
                 }
             }
             Statement::Explain(sink) => {
@@ -190,6 +189,7 @@ async fn run(state: &AppState, action: Action) -> Result<Value, ApiError> {
             plan,
             topic,
             partitions,
+            table,
         } => {
             let schema = plan.output_schema().map_err(ApiError::internal)?;
             state
@@ -205,10 +205,11 @@ async fn run(state: &AppState, action: Action) -> Result<Value, ApiError> {
                     statement: sink.query.sql.clone(),
                     plan,
                     output_topic: topic.clone(),
+                    table: table.clone(),
                 }),
             };
             state.jobs.submit(definition).await.map_err(internal)?;
-            json!({ "statement": "create_sink", "name": sink.name, "job": sink.name, "topic": topic })
+            json!({ "statement": "create_sink", "name": sink.name, "job": sink.name, "topic": topic, "table": table })
         }
         Action::Explain(plan) => json!({ "statement": "explain", "plan": plan.to_string() }),
         Action::ShowSources => {

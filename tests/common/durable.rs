@@ -92,11 +92,25 @@ pub fn catalog(dir: &Path) -> JobCatalog {
 
 /// A `runnel serve` process on `dir`; its stderr goes to `log`.
 pub fn spawn_server(dir: &Path, interval: &str, log: &Path) -> Child {
+    spawn_server_on(dir, interval, log, "127.0.0.1:0")
+}
+
+/// A free local port (bound and released: a restarted server can take it again).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `runnel serve` process on `dir` listening on `listen`.
+pub fn spawn_server_on(dir: &Path, interval: &str, log: &Path, listen: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_runnel"))
         .args([
             "serve",
             "--listen",
-            "127.0.0.1:0",
+            listen,
             "--checkpoint-interval",
             interval,
         ])

@@ -1,0 +1,344 @@
+//! A SQL job committing to an Iceberg table, exactly once, through ten kill -9s of the
+//! server while bids are produced over HTTP. In the end the table equals the batch
+//! oracle as read four ways: PyIceberg (from PyPI) through the same SQL catalog,
+//! `GET /v1/tables/{name}`, `POST /v1/query`, and the live results stream read by
+//! pyarrow; and every epoch was committed as exactly one snapshot.
+
+mod common;
+
+use std::collections::HashSet;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Int64Type, TimeUnit};
+use arrow::ipc::reader::{FileReader, StreamReader};
+use arrow::ipc::writer::StreamWriter;
+use datafusion::prelude::SessionContext;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use runnel_connectors::iceberg::{CATALOG_NAME, NAMESPACE};
+use runnel_connectors::nexmark::{NexmarkOptions, NexmarkTable, generate_partition};
+use serde_json::Value;
+
+use common::durable::{free_port, spawn_server_on, wait_listening};
+use common::python::{python, script};
+
+const PARTITIONS: usize = 4;
+
+const SQL: &str = "CREATE SOURCE bids (
+    auction BIGINT, bidder BIGINT, price BIGINT, channel VARCHAR, url VARCHAR,
+    date_time TIMESTAMP(3), extra VARCHAR,
+    WATERMARK FOR date_time AS date_time - INTERVAL '2' SECOND
+) WITH (connector = 'log', topic = 'bids', partitions = '4');
+CREATE SINK counts WITH (connector = 'iceberg', table = 'counts') AS
+SELECT auction, window_start, window_end, COUNT(*) AS bids, MAX(price) AS top_price
+FROM TUMBLE(bids, date_time, INTERVAL '10' SECOND)
+GROUP BY auction, window_start, window_end;";
+
+type Row = (i64, i64, i64, i64, i64);
+
+/// (window_start ms, window_end ms, auction, bids, top_price), sorted; timestamps of any
+/// unit (Iceberg stores microseconds).
+fn rows(batches: &[RecordBatch]) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for b in batches {
+        let col = |name: &str| {
+            let c = b.column_by_name(name).unwrap();
+            let c = match c.data_type() {
+                DataType::Timestamp(_, _) => {
+                    cast(c, &DataType::Timestamp(TimeUnit::Millisecond, None)).unwrap()
+                }
+                _ => c.clone(),
+            };
+            cast(&c, &DataType::Int64).unwrap()
+        };
+        let (s, e, a, n, p) = (
+            col("window_start"),
+            col("window_end"),
+            col("auction"),
+            col("bids"),
+            col("top_price"),
+        );
+        let v = |c: &arrow::array::ArrayRef, i| c.as_primitive::<Int64Type>().value(i);
+        for i in 0..b.num_rows() {
+            rows.push((v(&s, i), v(&e, i), v(&a, i), v(&n, i), v(&p, i)));
+        }
+    }
+    rows.sort();
+    rows
+}
+
+async fn oracle(bids: &[RecordBatch]) -> Vec<Row> {
+    let ctx = SessionContext::new();
+    let all = arrow::compute::concat_batches(&bids[0].schema(), bids).unwrap();
+    ctx.register_batch("bids", all).unwrap();
+    let sql = "SELECT auction, (CAST(date_time AS BIGINT) / 10000) * 10000 AS window_start,
+                      (CAST(date_time AS BIGINT) / 10000) * 10000 + 10000 AS window_end,
+                      COUNT(*) AS bids, MAX(price) AS top_price
+               FROM bids GROUP BY 1, 2, 3";
+    rows(&ctx.sql(sql).await.unwrap().collect().await.unwrap())
+}
+
+fn ipc(batch: &RecordBatch) -> Vec<u8> {
+    let mut writer = StreamWriter::try_new(Vec::new(), &batch.schema()).unwrap();
+    writer.write(batch).unwrap();
+    writer.into_inner().unwrap()
+}
+
+/// Appends `batch` as request `seq` of the partition's producer, retrying while the
+/// server is down (a retried request is appended once).
+async fn post_until_accepted(
+    client: &reqwest::Client,
+    url: &str,
+    partition: usize,
+    seq: usize,
+    batch: &RecordBatch,
+) {
+    loop {
+        let reply = client
+            .post(format!(
+                "{url}/v1/topics/bids/records?partition={partition}"
+            ))
+            .header("Content-Type", "application/vnd.apache.arrow.stream")
+            .header("X-Producer-Id", format!("bids-{partition}"))
+            .header("X-Producer-Seq", seq.to_string())
+            .body(ipc(batch))
+            .send()
+            .await;
+        match reply {
+            Ok(reply) if reply.status().is_success() => return,
+            Ok(reply) if reply.status().is_client_error() => {
+                panic!("append refused: {}", reply.text().await.unwrap())
+            }
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+/// One bid per partition a minute after the input: the watermark then closes every
+/// window holding real bids.
+fn flush_bid(template: &RecordBatch, at: i64) -> RecordBatch {
+    let one = template.slice(0, 1);
+    let columns = one
+        .schema()
+        .fields()
+        .iter()
+        .zip(one.columns())
+        .map(|(f, c)| match f.name().as_str() {
+            "date_time" => {
+                std::sync::Arc::new(arrow::array::TimestampMillisecondArray::from(vec![at])) as _
+            }
+            _ => c.clone(),
+        })
+        .collect();
+    RecordBatch::try_new(one.schema(), columns).unwrap()
+}
+
+async fn table_rows(client: &reqwest::Client, url: &str) -> Vec<RecordBatch> {
+    let body = client
+        .get(format!("{url}/v1/tables/counts"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    StreamReader::try_new(&body[..], None)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn iceberg_table_is_exact_after_ten_kills() {
+    let python = tokio::task::spawn_blocking(python);
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("data");
+    let options = NexmarkOptions {
+        seed: 31,
+        events_per_second: 2_000,
+        max_events: Some(60_000),
+        batch_size: 500,
+        partitions: PARTITIONS,
+        out_of_order_group_size: 200,
+        ..NexmarkOptions::default()
+    };
+    let partitions: Vec<Vec<RecordBatch>> = (0..PARTITIONS)
+        .map(|p| generate_partition(&options, NexmarkTable::Bid, p).unwrap())
+        .collect();
+    let all: Vec<RecordBatch> = partitions.iter().flatten().cloned().collect();
+    let expected = oracle(&all).await;
+    let newest = all
+        .iter()
+        .map(|b| {
+            let ts = b.column_by_name("date_time").unwrap();
+            let ts = cast(ts, &DataType::Int64).unwrap();
+            arrow::compute::max(ts.as_primitive::<Int64Type>()).unwrap()
+        })
+        .max()
+        .unwrap();
+    python.await.unwrap();
+
+    let listen = format!("127.0.0.1:{}", free_port());
+    let url = format!("http://{listen}");
+    let logs = temp.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let mut server = spawn_server_on(&dir, "200ms", &logs.join("first.log"), &listen);
+    wait_listening(&mut server);
+    let client = reqwest::Client::new();
+    let reply = client
+        .post(format!("{url}/v1/sql"))
+        .body(SQL)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        reply.status().as_u16(),
+        200,
+        "{}",
+        reply.text().await.unwrap()
+    );
+
+    // Bids flow in over HTTP for about eight seconds while the server is killed ten times.
+    let producer = {
+        let (client, url, partitions) = (client.clone(), url.clone(), partitions.clone());
+        tokio::spawn(async move {
+            let appends = partitions.iter().map(Vec::len).max().unwrap();
+            for i in 0..appends {
+                for (p, batches) in partitions.iter().enumerate() {
+                    if let Some(batch) = batches.get(i) {
+                        post_until_accepted(&client, &url, p, i, batch).await;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(8_000 / appends as u64)).await;
+            }
+            for (p, batches) in partitions.iter().enumerate() {
+                let flush = flush_bid(&batches[0], newest + 60_000);
+                post_until_accepted(&client, &url, p, batches.len(), &flush).await;
+            }
+        })
+    };
+    let mut rng = StdRng::seed_from_u64(44);
+    for kill in 0..10 {
+        tokio::time::sleep(Duration::from_millis(rng.random_range(200..900))).await;
+        server.kill().unwrap();
+        server.wait().unwrap();
+        server = spawn_server_on(
+            &dir,
+            "200ms",
+            &logs.join(format!("run-{kill}.log")),
+            &listen,
+        );
+        wait_listening(&mut server);
+    }
+    assert!(
+        !producer.is_finished(),
+        "the kills must land while bids are produced"
+    );
+    producer.await.unwrap();
+
+    let start = Instant::now();
+    let table = loop {
+        let table = table_rows(&client, &url).await;
+        if rows(&table).len() >= expected.len() || start.elapsed() > Duration::from_secs(120) {
+            break table;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(rows(&table), expected, "GET /v1/tables/counts");
+
+    // One snapshot per epoch, each tagged with the sink and its epoch.
+    let metadata: Value = client
+        .get(format!("{url}/v1/tables/counts/metadata"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let snapshots = metadata["snapshots"].as_array().unwrap();
+    let epochs: Vec<&str> = snapshots
+        .iter()
+        .map(|s| s["summary"]["runnel.epoch"].as_str().unwrap())
+        .collect();
+    let distinct: HashSet<&&str> = epochs.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        epochs.len(),
+        "an epoch committed twice: {epochs:?}"
+    );
+    assert!(metadata["metadata_location"].is_string());
+
+    // PyIceberg through the same catalog.
+    let out = temp.path().join("pyiceberg.arrow");
+    let output = Command::new(common::python::python())
+        .arg(script("read_iceberg.py"))
+        .arg(&dir)
+        .arg(CATALOG_NAME)
+        .arg(format!("{NAMESPACE}.counts"))
+        .arg(&out)
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let read: Vec<RecordBatch> = FileReader::try_new(std::fs::File::open(&out).unwrap(), None)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rows(&read), expected, "PyIceberg");
+
+    // Read-only SQL over the table; writes are refused.
+    let counted = client
+        .post(format!("{url}/v1/query"))
+        .body("SELECT COUNT(*) AS n, SUM(bids) AS total FROM counts")
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let counted: Vec<RecordBatch> = StreamReader::try_new(&counted[..], None)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let n = cast(counted[0].column(0), &DataType::Int64).unwrap();
+    assert_eq!(
+        n.as_primitive::<Int64Type>().value(0),
+        expected.len() as i64
+    );
+    for write in [
+        "DROP TABLE counts",
+        "INSERT INTO counts VALUES (1)",
+        "CREATE TABLE x (a INT)",
+    ] {
+        let reply = client
+            .post(format!("{url}/v1/query"))
+            .body(write)
+            .send()
+            .await
+            .unwrap();
+        assert!(reply.status().is_client_error(), "{write}");
+    }
+
+    // The live results stream, read by pyarrow from the start.
+    let results = format!("{url}/v1/jobs/counts/results?from=earliest");
+    let out = temp.path().join("live.arrow");
+    let status = Command::new(common::python::python())
+        .arg(script("read_results.py"))
+        .arg(&results)
+        .arg(&out)
+        .arg(expected.len().to_string())
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let live: Vec<RecordBatch> = FileReader::try_new(std::fs::File::open(&out).unwrap(), None)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rows(&live), expected, "results stream");
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
