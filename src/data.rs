@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use object_store::ObjectStore;
+use object_store::aws::AmazonS3Builder;
 use object_store::path::Path;
 use runnel_connectors::iceberg::IcebergCatalog;
 use runnel_connectors::log::{EmbeddedLog, SyncedLocalFileSystem};
@@ -40,14 +41,29 @@ impl fmt::Debug for DataRoot {
 }
 
 impl DataRoot {
-    /// Opens `location`: a local directory (created if missing). Object-store URLs
-    /// (`s3://bucket/prefix`) are refused with a clear message until the S3 backend is
-    /// built in.
+    /// Opens `location`: a local directory (created if missing) or `s3://bucket/prefix`.
+    /// S3 takes the usual AWS environment variables (`AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, and `AWS_ENDPOINT` plus `AWS_ALLOW_HTTP=true`
+    /// for an S3-compatible server); conditional writes use ETags, and the start-up
+    /// probe refuses a server that does not honour them.
     pub fn open(location: &str) -> anyhow::Result<Self> {
+        if let Some(rest) = location.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            anyhow::ensure!(!bucket.is_empty(), "data root {location}: no bucket named");
+            let store = AmazonS3Builder::from_env()
+                .with_bucket_name(bucket)
+                .build()
+                .with_context(|| format!("cannot open data root {location}"))?;
+            return Self::new(
+                Arc::new(store),
+                Path::from(prefix.trim_matches('/')),
+                location,
+            );
+        }
         if let Some((scheme, _)) = location.split_once("://") {
             anyhow::bail!(
-                "data root {location}: `{scheme}://` object stores are not supported by this \
-                 build; use a local directory"
+                "data root {location}: `{scheme}://` is not supported; use a local directory \
+                 or s3://bucket/prefix"
             );
         }
         Self::local(FsPath::new(location))

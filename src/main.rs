@@ -25,7 +25,7 @@ enum Command {
     Serve(ServeArgs),
     /// Submit SQL statements to a running server.
     Sql(SqlArgs),
-    /// Append a file of records (JSON lines or Arrow IPC) to a topic.
+    /// Append a file of records (JSON lines, Parquet or Arrow IPC) to a topic.
     Produce(ProduceArgs),
     /// Print a job's committed results as they arrive.
     Tail(TailArgs),
@@ -68,7 +68,7 @@ struct SqlArgs {
 struct ProduceArgs {
     /// Topic to append to.
     topic: String,
-    /// JSON lines, an Arrow IPC stream or an Arrow IPC file.
+    /// JSON lines, Parquet, an Arrow IPC stream or an Arrow IPC file.
     file: PathBuf,
     #[command(flatten)]
     server: ServerArgs,

@@ -5,18 +5,15 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use arrow::ipc::reader::FileReader;
-use arrow::ipc::writer::StreamWriter;
 use arrow::record_batch::RecordBatch;
 use runnel_connectors::nexmark::{NexmarkOptions, NexmarkTable, generate_partition};
 use serde_json::Value;
 
 use common::durable::{spawn_server, wait_listening};
-use common::python::{python, script};
+use common::http::{flush_row, newest_event, post_bids, post_sql, read_with_pyarrow};
+use common::python::python;
 use common::{oracle_rows, streaming_rows};
 
 const PARTITIONS: usize = 4;
@@ -38,88 +35,6 @@ SELECT * FROM (
         GROUP BY auction, window_start, window_end
     )
 ) WHERE rn <= 3;";
-
-async fn post_sql(client: &reqwest::Client, url: &str, sql: &str) -> (u16, Value) {
-    let reply = client
-        .post(format!("{url}/v1/sql"))
-        .body(sql.to_string())
-        .send()
-        .await
-        .unwrap();
-    let status = reply.status().as_u16();
-    (status, reply.json().await.unwrap())
-}
-
-/// Appends `batch` to `partition` as request `seq` of that partition's producer.
-async fn post_bids(
-    client: &reqwest::Client,
-    url: &str,
-    partition: usize,
-    seq: usize,
-    batch: &RecordBatch,
-) -> Value {
-    let mut writer = StreamWriter::try_new(Vec::new(), &batch.schema()).unwrap();
-    writer.write(batch).unwrap();
-    let body = writer.into_inner().unwrap();
-    let reply = client
-        .post(format!(
-            "{url}/v1/topics/bids/records?partition={partition}"
-        ))
-        .header("Content-Type", "application/vnd.apache.arrow.stream")
-        .header("X-Producer-Id", format!("bids-{partition}"))
-        .header("X-Producer-Seq", seq.to_string())
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(reply.status().as_u16(), 200);
-    reply.json().await.unwrap()
-}
-
-/// One bid per partition far after the input, so the watermark closes every window
-/// holding real bids (the flush bids' own windows stay open and emit nothing).
-fn flush_bid(after: &[RecordBatch]) -> RecordBatch {
-    use arrow::array::{Array, AsArray, TimestampMillisecondArray};
-    use arrow::compute::kernels::aggregate::max;
-    let newest = after
-        .iter()
-        .filter_map(|b| {
-            let ts = b.column_by_name("date_time").unwrap();
-            max(ts.as_primitive::<arrow::datatypes::TimestampMillisecondType>())
-        })
-        .max()
-        .unwrap();
-    let template = after[0].slice(0, 1);
-    let columns = template
-        .schema()
-        .fields()
-        .iter()
-        .zip(template.columns())
-        .map(|(f, c)| match f.name().as_str() {
-            "date_time" => {
-                std::sync::Arc::new(TimestampMillisecondArray::from(vec![newest + 60_000])) as _
-            }
-            _ => c.clone(),
-        })
-        .collect::<Vec<std::sync::Arc<dyn Array>>>();
-    RecordBatch::try_new(template.schema(), columns).unwrap()
-}
-
-fn read_with_pyarrow(url: &str, out: &Path, rows: usize) -> Vec<RecordBatch> {
-    let status = Command::new(python())
-        .arg(script("read_results.py"))
-        .arg(url)
-        .arg(out)
-        .arg(rows.to_string())
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "the pyarrow reader failed");
-    FileReader::try_new(std::fs::File::open(out).unwrap(), None)
-        .unwrap()
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sql_job_over_http_survives_a_kill_and_matches_the_oracle() {
@@ -152,7 +67,7 @@ async fn sql_job_over_http_survives_a_kill_and_matches_the_oracle() {
     // Half of the bids, then kill -9 in the middle of the stream.
     for (p, batches) in partitions.iter().enumerate() {
         for (seq, batch) in batches[..batches.len() / 2].iter().enumerate() {
-            post_bids(&client, &url, p, seq, batch).await;
+            post_bids(&client, &url, "bids", p, seq, batch).await;
         }
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -165,12 +80,20 @@ async fn sql_job_over_http_survives_a_kill_and_matches_the_oracle() {
     let url = wait_listening(&mut server);
     for (p, batches) in partitions.iter().enumerate() {
         let half = batches.len() / 2;
-        let retried = post_bids(&client, &url, p, half - 1, &batches[half - 1]).await;
+        let retried = post_bids(&client, &url, "bids", p, half - 1, &batches[half - 1]).await;
         assert_eq!(retried["duplicate"], true, "{retried:#}");
         for (seq, batch) in batches.iter().enumerate().skip(half) {
-            post_bids(&client, &url, p, seq, batch).await;
+            post_bids(&client, &url, "bids", p, seq, batch).await;
         }
-        post_bids(&client, &url, p, batches.len(), &flush_bid(&all)).await;
+        post_bids(
+            &client,
+            &url,
+            "bids",
+            p,
+            batches.len(),
+            &flush_row(&all[0], newest_event(&all) + 60_000),
+        )
+        .await;
     }
     let status: Value = client
         .get(format!("{url}/v1/jobs/hot"))

@@ -14,7 +14,6 @@ use arrow::array::{AsArray, RecordBatch};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Int64Type, TimeUnit};
 use arrow::ipc::reader::{FileReader, StreamReader};
-use arrow::ipc::writer::StreamWriter;
 use datafusion::prelude::SessionContext;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -23,6 +22,7 @@ use runnel_connectors::nexmark::{NexmarkOptions, NexmarkTable, generate_partitio
 use serde_json::Value;
 
 use common::durable::{free_port, spawn_server_on, wait_listening};
+use common::http::{flush_row, newest_event, post_bids, read_with_pyarrow};
 use common::python::{python, script};
 
 const PARTITIONS: usize = 4;
@@ -81,61 +81,6 @@ async fn oracle(bids: &[RecordBatch]) -> Vec<Row> {
     rows(&ctx.sql(sql).await.unwrap().collect().await.unwrap())
 }
 
-fn ipc(batch: &RecordBatch) -> Vec<u8> {
-    let mut writer = StreamWriter::try_new(Vec::new(), &batch.schema()).unwrap();
-    writer.write(batch).unwrap();
-    writer.into_inner().unwrap()
-}
-
-/// Appends `batch` as request `seq` of the partition's producer, retrying while the
-/// server is down (a retried request is appended once).
-async fn post_until_accepted(
-    client: &reqwest::Client,
-    url: &str,
-    partition: usize,
-    seq: usize,
-    batch: &RecordBatch,
-) {
-    loop {
-        let reply = client
-            .post(format!(
-                "{url}/v1/topics/bids/records?partition={partition}"
-            ))
-            .header("Content-Type", "application/vnd.apache.arrow.stream")
-            .header("X-Producer-Id", format!("bids-{partition}"))
-            .header("X-Producer-Seq", seq.to_string())
-            .body(ipc(batch))
-            .send()
-            .await;
-        match reply {
-            Ok(reply) if reply.status().is_success() => return,
-            Ok(reply) if reply.status().is_client_error() => {
-                panic!("append refused: {}", reply.text().await.unwrap())
-            }
-            _ => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
-}
-
-/// One bid per partition a minute after the input: the watermark then closes every
-/// window holding real bids.
-fn flush_bid(template: &RecordBatch, at: i64) -> RecordBatch {
-    let one = template.slice(0, 1);
-    let columns = one
-        .schema()
-        .fields()
-        .iter()
-        .zip(one.columns())
-        .map(|(f, c)| match f.name().as_str() {
-            "date_time" => {
-                std::sync::Arc::new(arrow::array::TimestampMillisecondArray::from(vec![at])) as _
-            }
-            _ => c.clone(),
-        })
-        .collect();
-    RecordBatch::try_new(one.schema(), columns).unwrap()
-}
-
 async fn table_rows(client: &reqwest::Client, url: &str) -> Vec<RecordBatch> {
     let body = client
         .get(format!("{url}/v1/tables/counts"))
@@ -170,15 +115,7 @@ async fn iceberg_table_is_exact_after_ten_kills() {
         .collect();
     let all: Vec<RecordBatch> = partitions.iter().flatten().cloned().collect();
     let expected = oracle(&all).await;
-    let newest = all
-        .iter()
-        .map(|b| {
-            let ts = b.column_by_name("date_time").unwrap();
-            let ts = cast(ts, &DataType::Int64).unwrap();
-            arrow::compute::max(ts.as_primitive::<Int64Type>()).unwrap()
-        })
-        .max()
-        .unwrap();
+    let newest = newest_event(&all);
     python.await.unwrap();
 
     let listen = format!("127.0.0.1:{}", free_port());
@@ -209,14 +146,14 @@ async fn iceberg_table_is_exact_after_ten_kills() {
             for i in 0..appends {
                 for (p, batches) in partitions.iter().enumerate() {
                     if let Some(batch) = batches.get(i) {
-                        post_until_accepted(&client, &url, p, i, batch).await;
+                        post_bids(&client, &url, "bids", p, i, batch).await;
                     }
                 }
                 tokio::time::sleep(Duration::from_millis(8_000 / appends as u64)).await;
             }
             for (p, batches) in partitions.iter().enumerate() {
-                let flush = flush_bid(&batches[0], newest + 60_000);
-                post_until_accepted(&client, &url, p, batches.len(), &flush).await;
+                let flush = flush_row(&batches[0], newest + 60_000);
+                post_bids(&client, &url, "bids", p, batches.len(), &flush).await;
             }
         })
     };
@@ -325,19 +262,7 @@ async fn iceberg_table_is_exact_after_ten_kills() {
     // The live results stream, read by pyarrow from the start.
     let results = format!("{url}/v1/jobs/counts/results?from=earliest");
     let out = temp.path().join("live.arrow");
-    let status = Command::new(common::python::python())
-        .arg(script("read_results.py"))
-        .arg(&results)
-        .arg(&out)
-        .arg(expected.len().to_string())
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let live: Vec<RecordBatch> = FileReader::try_new(std::fs::File::open(&out).unwrap(), None)
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let live = read_with_pyarrow(&results, &out, expected.len());
     assert_eq!(rows(&live), expected, "results stream");
     server.kill().unwrap();
     server.wait().unwrap();

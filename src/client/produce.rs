@@ -2,7 +2,7 @@
 //! `POST /v1/topics/{topic}/records`.
 //!
 //! JSON lines are sent as they are, in requests of at most [`MAX_REQUEST_BYTES`] cut at
-//! line ends; Arrow IPC (stream or file) is re-encoded as one IPC stream per request.
+//! line ends; Arrow IPC (stream or file) and Parquet are re-encoded as IPC streams.
 //! Every request carries the same producer id and the next sequence number, so a
 //! request retried after a lost reply is appended once.
 
@@ -12,6 +12,7 @@ use anyhow::Context;
 use arrow::ipc::reader::{FileReader, StreamReader};
 use arrow::ipc::writer::StreamWriter;
 use arrow::record_batch::RecordBatch;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use runnel_runtime::{Clock, SystemClock};
 
 use super::{Server, send};
@@ -21,17 +22,14 @@ const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 /// Attempts per request before giving up.
 const ATTEMPTS: usize = 5;
 const ARROW_FILE_MAGIC: &[u8] = b"ARROW1";
+const PARQUET_MAGIC: &[u8] = b"PAR1";
 
 /// Sends `file` to `topic`; returns the number of requests made.
 pub async fn produce(server: &Server, topic: &str, file: &Path) -> anyhow::Result<usize> {
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    if bytes.starts_with(b"PAR1") {
-        anyhow::bail!(
-            "{}: Parquet input is not supported yet; use JSON lines or Arrow IPC",
-            file.display()
-        );
-    }
-    let bodies = if bytes.starts_with(ARROW_FILE_MAGIC) {
+    let bodies = if bytes.starts_with(PARQUET_MAGIC) {
+        arrow_bodies(read_parquet(bytes)?)?
+    } else if bytes.starts_with(ARROW_FILE_MAGIC) {
         arrow_bodies(read_ipc_file(&bytes)?)?
     } else if is_ipc_stream(&bytes) {
         arrow_bodies(StreamReader::try_new(&bytes[..], None)?.collect::<Result<_, _>>()?)?
@@ -73,6 +71,11 @@ pub async fn produce(server: &Server, topic: &str, file: &Path) -> anyhow::Resul
         }
     }
     Ok(bodies.len())
+}
+
+fn read_parquet(bytes: Vec<u8>) -> anyhow::Result<Vec<RecordBatch>> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))?.build()?;
+    Ok(reader.collect::<Result<_, _>>()?)
 }
 
 fn read_ipc_file(bytes: &[u8]) -> anyhow::Result<Vec<RecordBatch>> {

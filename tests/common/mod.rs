@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod durable;
+pub mod http;
 pub mod python;
 
 use arrow::array::{Array, AsArray, RecordBatch};

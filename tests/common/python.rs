@@ -14,6 +14,11 @@ pub fn python() -> PathBuf {
     PYTHON.get_or_init(install).clone()
 }
 
+/// A command installed into the virtualenv (e.g. `moto_server`).
+pub fn venv_command(name: &str) -> PathBuf {
+    python().with_file_name(name)
+}
+
 /// A script of `tests/python/`.
 pub fn script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

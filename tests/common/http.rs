@@ -1,0 +1,113 @@
+//! Talking to a `runnel serve` from tests: SQL, bids as Arrow IPC with idempotent
+//! producer headers, and reading results with pyarrow.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::{Array, AsArray, RecordBatch, TimestampMillisecondArray};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Int64Type};
+use arrow::ipc::reader::FileReader;
+use arrow::ipc::writer::StreamWriter;
+use serde_json::Value;
+
+use super::python::{python, script};
+
+/// `POST /v1/sql`: the status and the JSON reply.
+pub async fn post_sql(client: &reqwest::Client, url: &str, sql: &str) -> (u16, Value) {
+    let reply = client
+        .post(format!("{url}/v1/sql"))
+        .body(sql.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = reply.status().as_u16();
+    (status, reply.json().await.unwrap())
+}
+
+fn ipc(batch: &RecordBatch) -> Vec<u8> {
+    let mut writer = StreamWriter::try_new(Vec::new(), &batch.schema()).unwrap();
+    writer.write(batch).unwrap();
+    writer.into_inner().unwrap()
+}
+
+/// Appends `batch` to `topic`'s `partition` as request `seq` of that partition's
+/// producer, retrying while the server is unreachable (a retry is appended once).
+/// Returns the reply.
+pub async fn post_bids(
+    client: &reqwest::Client,
+    url: &str,
+    topic: &str,
+    partition: usize,
+    seq: usize,
+    batch: &RecordBatch,
+) -> Value {
+    loop {
+        let reply = client
+            .post(format!(
+                "{url}/v1/topics/{topic}/records?partition={partition}"
+            ))
+            .header("Content-Type", "application/vnd.apache.arrow.stream")
+            .header("X-Producer-Id", format!("{topic}-{partition}"))
+            .header("X-Producer-Seq", seq.to_string())
+            .body(ipc(batch))
+            .send()
+            .await;
+        match reply {
+            Ok(reply) if reply.status().is_success() => return reply.json().await.unwrap(),
+            Ok(reply) if reply.status().is_client_error() => {
+                panic!("append refused: {}", reply.text().await.unwrap())
+            }
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+/// The newest `date_time` of `batches`, in epoch milliseconds.
+pub fn newest_event(batches: &[RecordBatch]) -> i64 {
+    batches
+        .iter()
+        .filter_map(|b| {
+            let ts = cast(b.column_by_name("date_time").unwrap(), &DataType::Int64).unwrap();
+            arrow::compute::max(ts.as_primitive::<Int64Type>())
+        })
+        .max()
+        .unwrap()
+}
+
+/// A copy of `template`'s first row at event time `at`: sent to every partition after
+/// the input, it moves the watermark past every window that holds real rows (its own
+/// windows stay open and emit nothing).
+pub fn flush_row(template: &RecordBatch, at: i64) -> RecordBatch {
+    let one = template.slice(0, 1);
+    let columns = one
+        .schema()
+        .fields()
+        .iter()
+        .zip(one.columns())
+        .map(|(f, c)| match f.name().as_str() {
+            "date_time" => Arc::new(TimestampMillisecondArray::from(vec![at])) as Arc<dyn Array>,
+            _ => c.clone(),
+        })
+        .collect();
+    RecordBatch::try_new(one.schema(), columns).unwrap()
+}
+
+/// Reads `rows` rows of a results stream with pyarrow (`tests/python/read_results.py`).
+pub fn read_with_pyarrow(url: &str, out: &Path, rows: usize) -> Vec<RecordBatch> {
+    let status = Command::new(python())
+        .arg(script("read_results.py"))
+        .arg(url)
+        .arg(out)
+        .arg(rows.to_string())
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "the pyarrow reader failed");
+    FileReader::try_new(std::fs::File::open(out).unwrap(), None)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap()
+}
