@@ -6,17 +6,23 @@
 //! 3. No subtask staged a file: done, without a snapshot (an idle checkpoint adds no
 //!    metadata to the table).
 //! 4. Otherwise one `fast_append` of every subtask's files, with the sink id and epoch in
-//!    the snapshot summary, committed through [`EpochGuard`] so that step 2 is checked
-//!    again atomically with the commit; then the ledger records the epoch.
+//!    the snapshot summary, committed through [`EpochGuard`] so that steps 1 and 2 are
+//!    checked again atomically with the commit; then the ledger records the epoch.
+//! 5. With a snapshot retention set, snapshots beyond it are expired ([`retention`]), only
+//!    now that the ledger holds the epoch.
 //!
 //! An error from the commit leaves its outcome unknown (the catalog may have swapped the
 //! metadata before the connection failed). It is resolved by reloading the table and
-//! looking for the epoch, never by committing again blindly: found means committed;
-//! otherwise the error is returned and the runtime retries the whole commit, which starts
-//! again at step 1. "A later epoch counts" also fences a stale instance: a zombie that
-//! commits an old epoch after its successor committed a newer one changes nothing.
+//! looking for the epoch (and in the ledger, for a rival's commit whose snapshot already
+//! expired), never by committing again blindly: found means committed; otherwise the
+//! error is returned and the runtime retries the whole commit, which starts again at
+//! step 1. "A later epoch counts" also fences a stale instance: a zombie that commits an
+//! old epoch after its successor committed a newer one changes nothing.
+//!
+//! [`retention`]: super::retention
 
 use std::collections::HashMap;
+use std::num::NonZeroUsize;
 
 use iceberg::spec::TableMetadata;
 use iceberg::table::Table;
@@ -27,7 +33,7 @@ use super::catalog::IcebergCatalog;
 use super::guard::EpochGuard;
 use super::iceberg_error;
 use super::ledger::Ledger;
-use super::staged;
+use super::{retention, staged};
 
 /// Snapshot summary property naming the sink that committed the snapshot.
 pub const SINK_ID_PROPERTY: &str = "runnel.sink-id";
@@ -56,6 +62,8 @@ pub(crate) struct Committer {
     pub table: String,
     pub sink_id: String,
     pub ledger: Ledger,
+    /// How many snapshots the table keeps after each commit; `None` keeps them all.
+    pub retention: Option<NonZeroUsize>,
 }
 
 impl Committer {
@@ -99,11 +107,15 @@ impl Committer {
             inner: self.catalog.catalog().as_ref(),
             sink_id: &self.sink_id,
             epoch,
+            ledger: &self.ledger,
         };
         if let Err(error) = transaction.commit(&guard).await {
-            // The outcome is unknown: learn it from the table.
+            // The outcome is unknown: learn it from the table, then from the ledger.
             let table = self.catalog.load_table(&self.table).await?;
             if !self.holds(&table, epoch) {
+                if self.ledger.covers(epoch).await? {
+                    return Ok(());
+                }
                 return Err(iceberg_error(context())(error));
             }
         } else {
@@ -114,6 +126,10 @@ impl Committer {
                 "Iceberg epoch committed"
             );
         }
-        self.ledger.record(epoch).await
+        self.ledger.record(epoch).await?;
+        if let Some(keep) = self.retention {
+            retention::expire(&self.catalog, &self.table, keep).await;
+        }
+        Ok(())
     }
 }

@@ -10,6 +10,11 @@
 //! `UPDATE`). A concurrent commit of the same epoch therefore makes ours fail instead of
 //! being appended twice; a concurrent commit of anything else is retried on the new base,
 //! where the check runs again.
+//!
+//! The check also reads the sink's ledger, *after* loading the table. Snapshots expire, so
+//! a rival that committed the epoch may have had its snapshot expired by the time we load;
+//! but expiry runs only after the rival recorded the epoch in the ledger, so a table loaded
+//! without the snapshot is followed by a ledger read that has the record.
 
 use std::collections::HashMap;
 
@@ -21,28 +26,43 @@ use iceberg::{
 use runnel_runtime::Epoch;
 
 use super::commit::last_committed_epoch;
+use super::ledger::Ledger;
 
-/// `inner`, except that loading a table which holds `epoch` of `sink_id` fails.
+/// `inner`, except that loading a table fails when the table or the ledger holds `epoch`
+/// of `sink_id` (or a later one).
 #[derive(Debug)]
 pub(super) struct EpochGuard<'a> {
     pub inner: &'a dyn Catalog,
     pub sink_id: &'a str,
     pub epoch: Epoch,
+    pub ledger: &'a Ledger,
+}
+
+impl EpochGuard<'_> {
+    fn already_committed(&self, table: &TableIdent, detail: String) -> iceberg::Error {
+        iceberg::Error::new(
+            ErrorKind::PreconditionFailed,
+            format!(
+                "epoch {} of sink {} is already committed to {table} ({detail})",
+                self.epoch, self.sink_id
+            ),
+        )
+    }
 }
 
 #[async_trait]
 impl Catalog for EpochGuard<'_> {
     async fn load_table(&self, table: &TableIdent) -> iceberg::Result<Table> {
         let loaded = self.inner.load_table(table).await?;
-        match last_committed_epoch(loaded.metadata(), self.sink_id) {
-            Some(last) if last >= self.epoch => Err(iceberg::Error::new(
-                ErrorKind::PreconditionFailed,
-                format!(
-                    "epoch {} of sink {} is already committed to {table} (up to epoch {last})",
-                    self.epoch, self.sink_id
-                ),
-            )),
-            _ => Ok(loaded),
+        if let Some(last) = last_committed_epoch(loaded.metadata(), self.sink_id)
+            && last >= self.epoch
+        {
+            return Err(self.already_committed(table, format!("up to epoch {last}")));
+        }
+        match self.ledger.covers(self.epoch).await {
+            Ok(false) => Ok(loaded),
+            Ok(true) => Err(self.already_committed(table, "recorded in its ledger".into())),
+            Err(e) => Err(iceberg::Error::new(ErrorKind::Unexpected, e.to_string())),
         }
     }
 

@@ -19,12 +19,19 @@
 //! Files staged for an epoch that never got a checkpoint stay unreferenced (orphans that a
 //! table maintenance job may delete).
 //!
-//! Phase 1 lives in [`writer`], phase 2 in [`commit`] and [`guard`].
+//! Phase 1 lives in [`writer`], phase 2 in [`commit`] and [`guard`]; snapshot expiry, an
+//! option of the sink, in [`retention`].
+//!
+//! Compaction is not done: iceberg 0.10 has no action that replaces data files (only
+//! `fast_append` and `expire_snapshots`), so small files must be merged by another
+//! engine's rewrite for now. Such a snapshot lacks the sink's `runnel.*` properties and is
+//! treated like any other foreign commit.
 
 mod catalog;
 mod commit;
 mod guard;
 mod ledger;
+mod retention;
 mod schema;
 mod sink;
 mod staged;

@@ -1,5 +1,7 @@
 //! [`IcebergSink`]: the runtime's `Sink` over one Iceberg table.
 
+use std::num::NonZeroUsize;
+
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use iceberg::table::Table;
@@ -79,10 +81,23 @@ impl IcebergSink {
                 table: table.to_string(),
                 sink_id: sink_id.to_string(),
                 ledger,
+                retention: None,
             },
             table: loaded,
             conformer,
         })
+    }
+
+    /// Keeps only the `keep` newest snapshots of the table: after each commit the older
+    /// ones are expired (see the `retention` module). By default every snapshot is kept.
+    ///
+    /// Epochs whose snapshots expired stay committed exactly once: the sink's ledger
+    /// remembers them. Time travel reaches back `keep` snapshots, counting those of other
+    /// writers of the table.
+    #[must_use]
+    pub fn with_snapshot_retention(mut self, keep: NonZeroUsize) -> Self {
+        self.committer.retention = Some(keep);
+        self
     }
 
     /// The table as it is now in the catalog.

@@ -9,10 +9,14 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use futures::TryStreamExt;
 use iceberg::table::Table;
+use iceberg::transaction::{ApplyTransactionAction, Transaction};
 use runnel_runtime::{Error, PreCommit, Sink, Staged};
 use tempfile::TempDir;
 
 use super::*;
+
+mod faults;
+mod unreliable;
 
 fn schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
@@ -80,14 +84,20 @@ fn strip(batch: &RecordBatch) -> RecordBatch {
     RecordBatch::try_new(schema(), batch.columns().to_vec()).unwrap()
 }
 
+/// The rows of several id ranges, in order.
+fn rows_in(ranges: &[std::ops::Range<i64>]) -> RecordBatch {
+    let batches: Vec<RecordBatch> = ranges.iter().cloned().map(rows).collect();
+    concat_batches(&schema(), &batches).unwrap()
+}
+
+/// The epochs of the table's snapshots that a sink committed (others have none).
 fn epochs(table: &Table) -> Vec<u64> {
     let mut epochs: Vec<u64> = table
         .metadata()
         .snapshots()
-        .map(|s| {
-            s.summary().additional_properties[EPOCH_PROPERTY]
-                .parse()
-                .unwrap()
+        .filter_map(|s| {
+            let epoch = s.summary().additional_properties.get(EPOCH_PROPERTY)?;
+            Some(epoch.parse().unwrap())
         })
         .collect();
     epochs.sort();
@@ -166,32 +176,27 @@ async fn the_snapshot_log_alone_prevents_a_second_commit() {
 }
 
 #[tokio::test]
-async fn the_ledger_alone_prevents_a_second_commit() {
+async fn the_ledger_alone_prevents_a_second_commit_after_expiry() {
     let dir = tempfile::tempdir().unwrap();
-    let sink = sink(&dir, "job.sink").await;
-    let one = vec![stage(&sink, 0, 1, vec![rows(0..2)]).await];
-    let two = vec![stage(&sink, 0, 2, vec![rows(2..4)]).await];
-    sink.commit(1, one.clone()).await.unwrap();
-    sink.commit(2, two).await.unwrap();
-    // Expire every snapshot but the current one: epoch 1 is gone from the metadata.
-    let table = sink.table().await.unwrap();
+    let first = sink(&dir, "job.sink").await;
+    let one = vec![stage(&first, 0, 1, vec![rows(0..2)]).await];
+    let two = vec![stage(&first, 0, 2, vec![rows(2..4)]).await];
+    first.commit(1, one.clone()).await.unwrap();
+    first.commit(2, two.clone()).await.unwrap();
+    // Another writer appends, then every snapshot but the current (foreign) one expires:
+    // the metadata no longer knows any epoch of the sink.
     let catalog = IcebergCatalog::embedded(dir.path()).await.unwrap();
-    let transaction = iceberg::transaction::Transaction::new(&table);
-    let expire = transaction
-        .expire_snapshots()
-        .retain_last(1)
-        .expire_older_than_ms(i64::MAX);
-    let transaction =
-        iceberg::transaction::ApplyTransactionAction::apply(expire, transaction).unwrap();
-    let table = transaction
-        .commit(catalog.catalog().as_ref())
-        .await
-        .unwrap();
-    assert_eq!(epochs(&table), vec![2]);
-    sink.commit(1, one).await.unwrap();
-    let table = sink.table().await.unwrap();
-    assert_eq!(epochs(&table), vec![2]);
-    assert_eq!(read(&table).await, rows(0..4));
+    foreign_append(&catalog, rows(100..102)).await;
+    let table = expire_all_but_current(&catalog).await;
+    assert_eq!(table.metadata().snapshots().len(), 1);
+    assert!(epochs(&table).is_empty());
+    // A restart replays both epochs.
+    let restarted = sink(&dir, "job.sink").await;
+    restarted.commit(1, one).await.unwrap();
+    restarted.commit(2, two).await.unwrap();
+    let table = restarted.table().await.unwrap();
+    assert_eq!(table.metadata().snapshots().len(), 1);
+    assert_eq!(read(&table).await, rows_in(&[0..4, 100..102]));
 }
 
 #[tokio::test]
@@ -293,4 +298,36 @@ async fn an_existing_table_must_fit_the_stream() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Plan(_)), "{err}");
+}
+
+/// Appends `batch` as another writer would: a snapshot without the sink's properties.
+async fn foreign_append(catalog: &IcebergCatalog, batch: RecordBatch) -> Table {
+    let writer = IcebergSink::new(catalog.clone(), "out", "foreign.writer", schema())
+        .await
+        .unwrap();
+    let staged = stage(&writer, 0, 1, vec![batch]).await;
+    let table = catalog.load_table("out").await.unwrap();
+    let files = super::staged::decode(staged.pre_commit.meta, table.metadata()).unwrap();
+    let transaction = Transaction::new(&table);
+    let append = transaction.fast_append().add_data_files(files);
+    let transaction = append.apply(transaction).unwrap();
+    transaction
+        .commit(catalog.catalog().as_ref())
+        .await
+        .unwrap()
+}
+
+/// Expires every snapshot of the table but the current one.
+async fn expire_all_but_current(catalog: &IcebergCatalog) -> Table {
+    let table = catalog.load_table("out").await.unwrap();
+    let transaction = Transaction::new(&table);
+    let expire = transaction
+        .expire_snapshots()
+        .retain_last(1)
+        .expire_older_than_ms(i64::MAX);
+    let transaction = expire.apply(transaction).unwrap();
+    transaction
+        .commit(catalog.catalog().as_ref())
+        .await
+        .unwrap()
 }
