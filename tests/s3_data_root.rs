@@ -9,10 +9,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use arrow::record_batch::RecordBatch;
-use runnel_connectors::nexmark::{NexmarkOptions, NexmarkTable, generate_partition};
 
 use common::durable::{free_port, wait_listening};
-use common::http::{flush_row, newest_event, post_bids, post_sql, read_with_pyarrow};
+use common::http::{
+    bids_by_partition, flush_row, newest_event, post_bids, post_sql, read_with_pyarrow,
+};
 use common::python::venv_command;
 use common::{oracle_rows, streaming_rows};
 
@@ -93,18 +94,7 @@ async fn a_sql_job_on_s3_survives_a_kill() {
         }
     }
 
-    let options = NexmarkOptions {
-        seed: 5,
-        events_per_second: 2_000,
-        max_events: Some(20_000),
-        batch_size: 1_000,
-        partitions: 2,
-        out_of_order_group_size: 100,
-        ..NexmarkOptions::default()
-    };
-    let partitions: Vec<Vec<RecordBatch>> = (0..2)
-        .map(|p| generate_partition(&options, NexmarkTable::Bid, p).unwrap())
-        .collect();
+    let partitions = bids_by_partition(5, 20_000, 1_000, 2);
     let all: Vec<RecordBatch> = partitions.iter().flatten().cloned().collect();
     let expected = oracle_rows(all.clone(), 3).await;
 

@@ -8,11 +8,12 @@ mod common;
 use std::time::Duration;
 
 use arrow::record_batch::RecordBatch;
-use runnel_connectors::nexmark::{NexmarkOptions, NexmarkTable, generate_partition};
 use serde_json::Value;
 
 use common::durable::{spawn_server, wait_listening};
-use common::http::{flush_row, newest_event, post_bids, post_sql, read_with_pyarrow};
+use common::http::{
+    bids_by_partition, flush_row, newest_event, post_bids, post_sql, read_with_pyarrow,
+};
 use common::python::python;
 use common::{oracle_rows, streaming_rows};
 
@@ -41,18 +42,7 @@ async fn sql_job_over_http_survives_a_kill_and_matches_the_oracle() {
     let python = tokio::task::spawn_blocking(python);
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path().join("data");
-    let options = NexmarkOptions {
-        seed: 23,
-        events_per_second: 2_000,
-        max_events: Some(40_000),
-        batch_size: 1_000,
-        partitions: PARTITIONS,
-        out_of_order_group_size: 200,
-        ..NexmarkOptions::default()
-    };
-    let partitions: Vec<Vec<RecordBatch>> = (0..PARTITIONS)
-        .map(|p| generate_partition(&options, NexmarkTable::Bid, p).unwrap())
-        .collect();
+    let partitions = bids_by_partition(23, 40_000, 1_000, PARTITIONS);
     let all: Vec<RecordBatch> = partitions.iter().flatten().cloned().collect();
     let expected = oracle_rows(all.clone(), 3).await;
     python.await.unwrap();

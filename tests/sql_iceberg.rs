@@ -18,11 +18,10 @@ use datafusion::prelude::SessionContext;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use runnel_connectors::iceberg::{CATALOG_NAME, NAMESPACE};
-use runnel_connectors::nexmark::{NexmarkOptions, NexmarkTable, generate_partition};
 use serde_json::Value;
 
 use common::durable::{free_port, spawn_server_on, wait_listening};
-use common::http::{flush_row, newest_event, post_bids, read_with_pyarrow};
+use common::http::{bids_by_partition, flush_row, newest_event, post_bids, read_with_pyarrow};
 use common::python::{python, script};
 
 const PARTITIONS: usize = 4;
@@ -101,18 +100,7 @@ async fn iceberg_table_is_exact_after_ten_kills() {
     let python = tokio::task::spawn_blocking(python);
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path().join("data");
-    let options = NexmarkOptions {
-        seed: 31,
-        events_per_second: 2_000,
-        max_events: Some(60_000),
-        batch_size: 500,
-        partitions: PARTITIONS,
-        out_of_order_group_size: 200,
-        ..NexmarkOptions::default()
-    };
-    let partitions: Vec<Vec<RecordBatch>> = (0..PARTITIONS)
-        .map(|p| generate_partition(&options, NexmarkTable::Bid, p).unwrap())
-        .collect();
+    let partitions = bids_by_partition(31, 60_000, 500, PARTITIONS);
     let all: Vec<RecordBatch> = partitions.iter().flatten().cloned().collect();
     let expected = oracle(&all).await;
     let newest = newest_event(&all);

@@ -11,9 +11,32 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Int64Type};
 use arrow::ipc::reader::FileReader;
 use arrow::ipc::writer::StreamWriter;
+use runnel_connectors::nexmark::{NexmarkOptions, NexmarkTable, generate_partition};
 use serde_json::Value;
 
 use super::python::{python, script};
+
+/// `events` seeded Nexmark bids (2,000 per second of event time, shuffled within
+/// groups of 200) in `partitions` partitions of batches of `batch_size`.
+pub fn bids_by_partition(
+    seed: u64,
+    events: u64,
+    batch_size: usize,
+    partitions: usize,
+) -> Vec<Vec<RecordBatch>> {
+    let options = NexmarkOptions {
+        seed,
+        events_per_second: 2_000,
+        max_events: Some(events),
+        batch_size,
+        partitions,
+        out_of_order_group_size: 200,
+        ..NexmarkOptions::default()
+    };
+    (0..partitions)
+        .map(|p| generate_partition(&options, NexmarkTable::Bid, p).unwrap())
+        .collect()
+}
 
 /// `POST /v1/sql`: the status and the JSON reply.
 pub async fn post_sql(client: &reqwest::Client, url: &str, sql: &str) -> (u16, Value) {
