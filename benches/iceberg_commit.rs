@@ -1,0 +1,153 @@
+//! The Iceberg sink's commit path on the embedded catalog (sqlite + local files): how long
+//! phase 1 (Parquet files at the barrier) and phase 2 (one snapshot per epoch) take, how
+//! many files each commit adds, and how the table's metadata grows with every snapshot
+//! kept versus a snapshot retention.
+//! `cargo bench -p runnel-benches --bench iceberg_commit` (`ICEBERG_EPOCHS=N` to change
+//! the number of epochs, 300 by default).
+
+use std::num::NonZeroUsize;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::{Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use runnel_connectors::iceberg::{IcebergCatalog, IcebergSink};
+use runnel_runtime::{Sink, Staged};
+
+/// Sink subtasks, each staging one file per epoch.
+const SUBTASKS: usize = 2;
+/// Rows each subtask writes per epoch.
+const ROWS: i64 = 1_000;
+
+fn schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("name", DataType::Utf8, true),
+    ]))
+}
+
+fn batch(start: i64) -> RecordBatch {
+    let ids: Vec<i64> = (start..start + ROWS).collect();
+    let names: Vec<String> = ids.iter().map(|i| format!("name-{i}")).collect();
+    RecordBatch::try_new(
+        schema(),
+        vec![
+            Arc::new(Int64Array::from(ids)),
+            Arc::new(StringArray::from(names)),
+        ],
+    )
+    .expect("batch")
+}
+
+struct Run {
+    stage: Vec<Duration>,
+    commit: Vec<Duration>,
+    files: Vec<u64>,
+    snapshots: usize,
+    metadata_bytes: u64,
+}
+
+async fn run(dir: &Path, epochs: u64, retention: Option<NonZeroUsize>) -> Run {
+    let catalog = IcebergCatalog::embedded(dir).await.expect("catalog");
+    let mut sink = IcebergSink::new(catalog, "bench", "bench.sink", schema())
+        .await
+        .expect("sink");
+    if let Some(keep) = retention {
+        sink = sink.with_snapshot_retention(keep);
+    }
+    let mut writers = Vec::new();
+    for subtask in 0..SUBTASKS {
+        writers.push(sink.open(subtask, SUBTASKS).await.expect("writer"));
+    }
+    let mut run = Run {
+        stage: Vec::new(),
+        commit: Vec::new(),
+        files: Vec::new(),
+        snapshots: 0,
+        metadata_bytes: 0,
+    };
+    let mut next = 0;
+    for epoch in 1..=epochs {
+        let t = Instant::now();
+        let mut staged = Vec::new();
+        for (subtask, writer) in writers.iter_mut().enumerate() {
+            writer.write(batch(next)).await.expect("write");
+            next += ROWS;
+            let pre_commit = writer.pre_commit(epoch).await.expect("pre_commit");
+            staged.push(Staged {
+                subtask,
+                pre_commit,
+            });
+        }
+        run.stage.push(t.elapsed());
+        let t = Instant::now();
+        sink.commit(epoch, staged).await.expect("commit");
+        run.commit.push(t.elapsed());
+        let table = sink.table().await.expect("table");
+        let snapshot = table.metadata().current_snapshot().expect("snapshot");
+        let added = snapshot.summary().additional_properties["added-data-files"]
+            .parse()
+            .expect("added-data-files");
+        run.files.push(added);
+    }
+    let table = sink.table().await.expect("table");
+    run.snapshots = table.metadata().snapshots().len();
+    let location = table.metadata_location().expect("metadata location");
+    let path = location.strip_prefix("file://").unwrap_or(location);
+    run.metadata_bytes = std::fs::metadata(path).expect("metadata file").len();
+    run
+}
+
+fn ms(durations: &[Duration]) -> f64 {
+    durations.iter().sum::<Duration>().as_secs_f64() * 1e3 / durations.len() as f64
+}
+
+fn percentile(durations: &[Duration], p: f64) -> f64 {
+    let mut sorted = durations.to_vec();
+    sorted.sort();
+    let index = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[index].as_secs_f64() * 1e3
+}
+
+fn report(label: &str, run: &Run) {
+    let tenth = (run.commit.len() / 10).max(1);
+    let first = &run.commit[..tenth];
+    let last = &run.commit[run.commit.len() - tenth..];
+    let files = run.files.iter().sum::<u64>() as f64 / run.files.len() as f64;
+    println!(
+        "{label:<22} stage {:>6.2} ms/epoch | commit {:>6.2} ms mean, p50 {:>6.2}, p99 {:>6.2} | \
+         first 10% {:>6.2} ms, last 10% {:>6.2} ms | {files:.1} files/commit | {} snapshots, \
+         metadata {} KiB",
+        ms(&run.stage),
+        ms(&run.commit),
+        percentile(&run.commit, 0.5),
+        percentile(&run.commit, 0.99),
+        ms(first),
+        ms(last),
+        run.snapshots,
+        run.metadata_bytes / 1024,
+    );
+}
+
+fn main() {
+    let epochs: u64 = std::env::var("ICEBERG_EPOCHS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    println!(
+        "{epochs} epochs, {SUBTASKS} subtasks x {ROWS} rows per epoch, embedded catalog on a \
+         local disk"
+    );
+    let keep = NonZeroUsize::new(10).expect("non-zero");
+    for (label, retention) in [("every snapshot kept", None), ("retention 10", Some(keep))] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let run = runtime.block_on(run(dir.path(), epochs, retention));
+        report(label, &run);
+    }
+}
