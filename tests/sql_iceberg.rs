@@ -194,6 +194,25 @@ async fn iceberg_table_is_exact_after_ten_kills() {
         epochs.len(),
         "an epoch committed twice: {epochs:?}"
     );
+    // Each snapshot names the writer generation that committed it, never going back.
+    let generations: Vec<u64> = snapshots
+        .iter()
+        .map(|s| {
+            s["summary"]["runnel.writer-generation"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert!(
+        generations.windows(2).all(|w| w[0] <= w[1]),
+        "{generations:?}"
+    );
+    assert!(
+        generations.last() > generations.first(),
+        "restarts claim newer generations"
+    );
     assert!(metadata["metadata_location"].is_string());
 
     // PyIceberg through the same catalog.

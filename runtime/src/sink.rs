@@ -47,6 +47,15 @@ pub trait Sink: Send + Sync + Debug {
         let _ = (epoch, staged);
         Ok(())
     }
+
+    /// [`Sink::commit`] by the instance of the job with writer generation `generation`
+    /// (each start of a job claims a higher one on its checkpoint chain). The runtime
+    /// calls this; a sink that records who committed (a table's snapshot summary) and
+    /// refuses older writers overrides it, the others keep this default.
+    async fn commit_as(&self, epoch: Epoch, generation: u64, staged: Vec<Staged>) -> Result<()> {
+        let _ = generation;
+        self.commit(epoch, staged).await
+    }
 }
 
 /// Writes the rows reaching one sink subtask.

@@ -98,8 +98,11 @@ async fn metadata(
 ) -> Result<Json<Value>, ApiError> {
     let table = load(&state, &name).await?;
     let metadata = table.metadata();
-    let snapshots: Vec<Value> = metadata
-        .snapshots()
+    // Oldest first: the table metadata holds them unordered.
+    let mut ordered: Vec<_> = metadata.snapshots().collect();
+    ordered.sort_by_key(|s| (s.sequence_number(), s.timestamp_ms()));
+    let snapshots: Vec<Value> = ordered
+        .into_iter()
         .map(|s| {
             json!({
                 "snapshot_id": s.snapshot_id(),

@@ -27,7 +27,7 @@ use std::num::NonZeroUsize;
 use iceberg::spec::TableMetadata;
 use iceberg::table::Table;
 use iceberg::transaction::{ApplyTransactionAction, Transaction};
-use runnel_runtime::{Epoch, Result, Staged};
+use runnel_runtime::{Epoch, Error, Result, Staged};
 
 use super::catalog::IcebergCatalog;
 use super::guard::EpochGuard;
@@ -39,6 +39,23 @@ use super::{retention, staged};
 pub const SINK_ID_PROPERTY: &str = "runnel.sink-id";
 /// Snapshot summary property holding the epoch the snapshot commits.
 pub const EPOCH_PROPERTY: &str = "runnel.epoch";
+/// Snapshot summary property holding the writer generation of the job instance that
+/// committed it (each start of a job claims a higher one).
+pub const WRITER_GENERATION_PROPERTY: &str = "runnel.writer-generation";
+
+/// The highest writer generation among the snapshots `sink_id` committed to a table.
+pub(crate) fn newest_generation(metadata: &TableMetadata, sink_id: &str) -> Option<u64> {
+    metadata
+        .snapshots()
+        .filter_map(|snapshot| {
+            let summary = &snapshot.summary().additional_properties;
+            if summary.get(SINK_ID_PROPERTY).map(String::as_str) != Some(sink_id) {
+                return None;
+            }
+            summary.get(WRITER_GENERATION_PROPERTY)?.parse::<u64>().ok()
+        })
+        .max()
+}
 
 /// The newest epoch `sink_id` committed to a table, over every snapshot its metadata
 /// still holds.
@@ -71,13 +88,31 @@ impl Committer {
         last_committed_epoch(table.metadata(), &self.sink_id).is_some_and(|last| last >= epoch)
     }
 
-    pub async fn commit(&self, epoch: Epoch, staged: Vec<Staged>) -> Result<()> {
+    /// Commits `epoch` as the instance of writer generation `generation`, if known: an
+    /// instance older than one that already committed to the table is fenced.
+    pub async fn commit(
+        &self,
+        epoch: Epoch,
+        generation: Option<u64>,
+        staged: Vec<Staged>,
+    ) -> Result<()> {
         if self.ledger.covers(epoch).await? {
             return Ok(());
         }
         let table = self.catalog.load_table(&self.table).await?;
         if self.holds(&table, epoch) {
             return self.ledger.record(epoch).await;
+        }
+        if let (Some(mine), Some(newest)) = (
+            generation,
+            newest_generation(table.metadata(), &self.sink_id),
+        ) && newest > mine
+        {
+            return Err(Error::Fenced(format!(
+                "Iceberg table {}: sink {} was committed to by writer generation {newest}; \
+                 generation {mine} may not commit epoch {epoch}",
+                self.table, self.sink_id
+            )));
         }
         let mut files = Vec::new();
         for Staged { pre_commit, .. } in staged {
@@ -87,10 +122,16 @@ impl Committer {
             return Ok(());
         }
         let count = files.len();
-        let properties = HashMap::from([
+        let mut properties = HashMap::from([
             (SINK_ID_PROPERTY.to_string(), self.sink_id.clone()),
             (EPOCH_PROPERTY.to_string(), epoch.to_string()),
         ]);
+        if let Some(generation) = generation {
+            properties.insert(
+                WRITER_GENERATION_PROPERTY.to_string(),
+                generation.to_string(),
+            );
+        }
         let transaction = Transaction::new(&table);
         // Paths are unique by construction; the duplicate check would read every
         // manifest of the table on each commit.

@@ -38,7 +38,7 @@ mod staged;
 mod writer;
 
 pub use catalog::{CATALOG_DB, CATALOG_NAME, IcebergCatalog, NAMESPACE, WAREHOUSE_DIR};
-pub use commit::{EPOCH_PROPERTY, SINK_ID_PROPERTY};
+pub use commit::{EPOCH_PROPERTY, SINK_ID_PROPERTY, WRITER_GENERATION_PROPERTY};
 pub use sink::IcebergSink;
 
 use runnel_runtime::Error;

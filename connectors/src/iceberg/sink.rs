@@ -127,6 +127,10 @@ impl Sink for IcebergSink {
     }
 
     async fn commit(&self, epoch: Epoch, staged: Vec<Staged>) -> Result<()> {
-        self.committer.commit(epoch, staged).await
+        self.committer.commit(epoch, None, staged).await
+    }
+
+    async fn commit_as(&self, epoch: Epoch, generation: u64, staged: Vec<Staged>) -> Result<()> {
+        self.committer.commit(epoch, Some(generation), staged).await
     }
 }

@@ -213,6 +213,30 @@ async fn a_stale_instance_cannot_commit_an_older_epoch_late() {
     assert_eq!(read(&table).await, rows(0..2));
 }
 
+#[tokio::test]
+async fn an_older_writer_generation_is_fenced_and_the_summary_names_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let successor = sink(&dir, "job.sink").await;
+    let first = vec![stage(&successor, 0, 1, vec![rows(0..2)]).await];
+    successor.commit_as(1, 3, first).await.unwrap();
+    // A zombie of generation 2 reaching phase 2 of a newer epoch is refused.
+    let zombie = sink(&dir, "job.sink").await;
+    let late = vec![stage(&zombie, 0, 2, vec![rows(100..101)]).await];
+    let refused = zombie.commit_as(2, 2, late).await.unwrap_err();
+    assert!(refused.is_fenced(), "{refused}");
+    let second = vec![stage(&successor, 0, 2, vec![rows(2..3)]).await];
+    successor.commit_as(2, 3, second).await.unwrap();
+    let table = successor.table().await.unwrap();
+    assert_eq!(epochs(&table), vec![1, 2]);
+    assert_eq!(read(&table).await, rows(0..3));
+    let generations: Vec<String> = table
+        .metadata()
+        .snapshots()
+        .map(|s| s.summary().additional_properties[WRITER_GENERATION_PROPERTY].clone())
+        .collect();
+    assert_eq!(generations, ["3", "3"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_commits_of_one_epoch_append_it_once() {
     let dir = tempfile::tempdir().unwrap();

@@ -282,10 +282,11 @@ impl Coordinator {
                 }
             }
         }
+        let generation = self.durable.as_ref().map_or(0, |d| d.position.generation());
         for (node, mut parts) in staged {
             parts.sort_by_key(|s| s.subtask);
             if let Some(sink) = &self.nodes[node].sink {
-                sink.commit(epoch, parts).await?;
+                sink.commit_as(epoch, generation, parts).await?;
             }
         }
         if let Some(durable) = &self.durable {

@@ -326,7 +326,8 @@ async fn recover(
             let mut restored = restore::load(config.store.as_ref(), meta, graph).await?;
             for (node, staged) in restore::staged_sinks(meta, &mut restored, graph) {
                 if let NodeKind::Sink { sink } = &graph.nodes[node].kind {
-                    sink.commit(meta.epoch, staged).await?;
+                    sink.commit_as(meta.epoch, position.generation(), staged)
+                        .await?;
                 }
             }
             tracing::info!(
