@@ -137,8 +137,7 @@ async fn check(state: &AppState, statements: Vec<Statement>) -> Result<Vec<Actio
                     }
                 };
                 validate_topic(&topic)?;
-                let declared: Vec<SourceDef> = sources.values().cloned().collect();
-                let plan = runnel_sql::plan_sink(&sink, &declared).map_err(sql_error)?;
+                let plan = plan(&sink, &sources)?;
                 new_jobs.push(sink.name.clone());
                 Action::CreateSink {
                     sink,
@@ -148,10 +147,7 @@ async fn check(state: &AppState, statements: Vec<Statement>) -> Result<Vec<Actio
                     table,
                 }
             }
-            Statement::Explain(sink) => {
-                let declared: Vec<SourceDef> = sources.values().cloned().collect();
-                Action::Explain(runnel_sql::plan_sink(&sink, &declared).map_err(sql_error)?)
-            }
+            Statement::Explain(sink) => Action::Explain(plan(&sink, &sources)?),
             Statement::ShowSources => Action::ShowSources,
             Statement::ShowSinks => Action::ShowSinks,
             Statement::ShowJobs => Action::ShowJobs,
@@ -164,6 +160,12 @@ async fn check(state: &AppState, statements: Vec<Statement>) -> Result<Vec<Actio
         });
     }
     Ok(actions)
+}
+
+/// Plans `sink` against the sources declared so far.
+fn plan(sink: &SinkDef, sources: &HashMap<String, SourceDef>) -> Result<PipelinePlan, ApiError> {
+    let declared: Vec<SourceDef> = sources.values().cloned().collect();
+    runnel_sql::plan_sink(sink, &declared).map_err(sql_error)
 }
 
 async fn run(state: &AppState, action: Action) -> Result<Value, ApiError> {
