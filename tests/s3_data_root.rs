@@ -12,27 +12,10 @@ use arrow::record_batch::RecordBatch;
 
 use common::durable::{free_port, wait_listening};
 use common::http::{
-    bids_by_partition, flush_row, newest_event, post_bids, post_sql, read_with_pyarrow,
+    bids_by_partition, flush_row, newest_event, post_bids, post_sql, read_with_pyarrow, sql_file,
 };
 use common::python::venv_command;
 use common::{oracle_rows, streaming_rows};
-
-const SQL: &str = "CREATE SOURCE bids (
-    auction BIGINT, bidder BIGINT, price BIGINT, channel VARCHAR, url VARCHAR,
-    date_time TIMESTAMP(3), extra VARCHAR,
-    WATERMARK FOR date_time AS date_time - INTERVAL '2' SECOND
-) WITH (connector = 'log', topic = 'bids', partitions = '2');
-CREATE SINK hot AS
-SELECT * FROM (
-    SELECT auction, window_start, window_end, bids,
-           ROW_NUMBER() OVER (PARTITION BY window_start, window_end
-                              ORDER BY bids DESC, auction ASC) AS rn
-    FROM (
-        SELECT auction, window_start, window_end, COUNT(*) AS bids
-        FROM HOP(bids, date_time, INTERVAL '2' SECOND, INTERVAL '10' SECOND)
-        GROUP BY auction, window_start, window_end
-    )
-) WHERE rn <= 3;";
 
 struct Killed(Child);
 
@@ -100,7 +83,16 @@ async fn a_sql_job_on_s3_survives_a_kill() {
 
     let temp = tempfile::tempdir().unwrap();
     let (server, url) = serve(&endpoint, &temp.path().join("first.log"));
-    let (status, reply) = post_sql(&client, &url, SQL).await;
+    let (status, reply) = post_sql(
+        &client,
+        &url,
+        &format!(
+            "{}\n{}",
+            sql_file("bids_source.sql", &[("partitions", "2")]),
+            sql_file("hot_top3.sql", &[("with", "")])
+        ),
+    )
+    .await;
     assert_eq!(status, 200, "{reply:#}");
     for (p, batches) in partitions.iter().enumerate() {
         for (seq, batch) in batches[..batches.len() / 2].iter().enumerate() {

@@ -12,30 +12,22 @@ use serde_json::Value;
 
 use common::durable::{spawn_server, wait_listening};
 use common::http::{
-    bids_by_partition, flush_row, newest_event, post_bids, post_sql, read_with_pyarrow,
+    bids_by_partition, flush_row, newest_event, post_bids, post_sql, read_with_pyarrow, sql_file,
 };
 use common::python::python;
 use common::{oracle_rows, streaming_rows};
 
 const PARTITIONS: usize = 4;
 
-const CREATE: &str = "CREATE SOURCE bids (
-    auction BIGINT, bidder BIGINT, price BIGINT, channel VARCHAR, url VARCHAR,
-    date_time TIMESTAMP(3), extra VARCHAR,
-    WATERMARK FOR date_time AS date_time - INTERVAL '2' SECOND
-) WITH (connector = 'log', topic = 'bids', partitions = '4');
-
-CREATE SINK hot WITH (connector = 'log', topic = 'hot') AS
-SELECT * FROM (
-    SELECT auction, window_start, window_end, bids,
-           ROW_NUMBER() OVER (PARTITION BY window_start, window_end
-                              ORDER BY bids DESC, auction ASC) AS rn
-    FROM (
-        SELECT auction, window_start, window_end, COUNT(*) AS bids
-        FROM HOP(bids, date_time, INTERVAL '2' SECOND, INTERVAL '10' SECOND)
-        GROUP BY auction, window_start, window_end
-    )
-) WHERE rn <= 3;";
+/// The source and the top-3 sink into topic `hot`.
+fn create() -> String {
+    let source = sql_file("bids_source.sql", &[("partitions", "4")]);
+    let sink = sql_file(
+        "hot_top3.sql",
+        &[("with", "WITH (connector = 'log', topic = 'hot')")],
+    );
+    format!("{source}\n{sink}")
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sql_job_over_http_survives_a_kill_and_matches_the_oracle() {
@@ -50,7 +42,7 @@ async fn sql_job_over_http_survives_a_kill_and_matches_the_oracle() {
     let mut server = spawn_server(&dir, "200ms", &temp.path().join("server-1.log"));
     let url = wait_listening(&mut server);
     let client = reqwest::Client::new();
-    let (status, reply) = post_sql(&client, &url, CREATE).await;
+    let (status, reply) = post_sql(&client, &url, &create()).await;
     assert_eq!(status, 200, "{reply:#}");
     assert_eq!(reply["results"][1]["job"], "hot", "{reply:#}");
 
@@ -195,11 +187,7 @@ async fn sql_job_over_http_survives_a_kill_and_matches_the_oracle() {
         &url,
         &format!(
             "EXPLAIN {}",
-            CREATE
-                .split(';')
-                .nth(1)
-                .unwrap()
-                .trim()
+            sql_file("hot_top3.sql", &[("with", "")])
                 .replace("CREATE SINK hot", "CREATE SINK hot2")
         ),
     )

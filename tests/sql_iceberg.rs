@@ -21,17 +21,14 @@ use runnel_connectors::iceberg::{CATALOG_NAME, NAMESPACE};
 use serde_json::Value;
 
 use common::durable::{free_port, spawn_server_on, wait_listening};
-use common::http::{bids_by_partition, flush_row, newest_event, post_bids, read_with_pyarrow};
+use common::http::{
+    bids_by_partition, flush_row, newest_event, post_bids, read_with_pyarrow, sql_file,
+};
 use common::python::{python, script};
 
 const PARTITIONS: usize = 4;
 
-const SQL: &str = "CREATE SOURCE bids (
-    auction BIGINT, bidder BIGINT, price BIGINT, channel VARCHAR, url VARCHAR,
-    date_time TIMESTAMP(3), extra VARCHAR,
-    WATERMARK FOR date_time AS date_time - INTERVAL '2' SECOND
-) WITH (connector = 'log', topic = 'bids', partitions = '4');
-CREATE SINK counts WITH (connector = 'iceberg', table = 'counts') AS
+const SINK: &str = "CREATE SINK counts WITH (connector = 'iceberg', table = 'counts') AS
 SELECT auction, window_start, window_end, COUNT(*) AS bids, MAX(price) AS top_price
 FROM TUMBLE(bids, date_time, INTERVAL '10' SECOND)
 GROUP BY auction, window_start, window_end;";
@@ -115,7 +112,10 @@ async fn iceberg_table_is_exact_after_ten_kills() {
     let client = reqwest::Client::new();
     let reply = client
         .post(format!("{url}/v1/sql"))
-        .body(SQL)
+        .body(format!(
+            "{}\n{SINK}",
+            sql_file("bids_source.sql", &[("partitions", "4")])
+        ))
         .send()
         .await
         .unwrap();

@@ -38,6 +38,18 @@ pub fn bids_by_partition(
         .collect()
 }
 
+/// `tests/sql/{name}` with each `{key}` replaced by its value.
+pub fn sql_file(name: &str, values: &[(&str, &str)]) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sql")
+        .join(name);
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    for (key, value) in values {
+        text = text.replace(&format!("{{{key}}}"), value);
+    }
+    text
+}
+
 /// `POST /v1/sql`: the status and the JSON reply.
 pub async fn post_sql(client: &reqwest::Client, url: &str, sql: &str) -> (u16, Value) {
     let reply = client

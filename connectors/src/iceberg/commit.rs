@@ -43,8 +43,9 @@ pub const EPOCH_PROPERTY: &str = "runnel.epoch";
 /// committed it (each start of a job claims a higher one).
 pub const WRITER_GENERATION_PROPERTY: &str = "runnel.writer-generation";
 
-/// The highest writer generation among the snapshots `sink_id` committed to a table.
-pub(crate) fn newest_generation(metadata: &TableMetadata, sink_id: &str) -> Option<u64> {
+/// The largest value of the numeric summary `property` over the snapshots `sink_id`
+/// committed to a table (every snapshot its metadata still holds).
+fn max_of_own(metadata: &TableMetadata, sink_id: &str, property: &str) -> Option<u64> {
     metadata
         .snapshots()
         .filter_map(|snapshot| {
@@ -52,24 +53,20 @@ pub(crate) fn newest_generation(metadata: &TableMetadata, sink_id: &str) -> Opti
             if summary.get(SINK_ID_PROPERTY).map(String::as_str) != Some(sink_id) {
                 return None;
             }
-            summary.get(WRITER_GENERATION_PROPERTY)?.parse::<u64>().ok()
+            summary.get(property)?.parse::<u64>().ok()
         })
         .max()
+}
+
+/// The highest writer generation among the snapshots `sink_id` committed to a table.
+pub(crate) fn newest_generation(metadata: &TableMetadata, sink_id: &str) -> Option<u64> {
+    max_of_own(metadata, sink_id, WRITER_GENERATION_PROPERTY)
 }
 
 /// The newest epoch `sink_id` committed to a table, over every snapshot its metadata
 /// still holds.
 pub(crate) fn last_committed_epoch(metadata: &TableMetadata, sink_id: &str) -> Option<Epoch> {
-    metadata
-        .snapshots()
-        .filter_map(|snapshot| {
-            let summary = &snapshot.summary().additional_properties;
-            if summary.get(SINK_ID_PROPERTY).map(String::as_str) != Some(sink_id) {
-                return None;
-            }
-            summary.get(EPOCH_PROPERTY)?.parse::<Epoch>().ok()
-        })
-        .max()
+    max_of_own(metadata, sink_id, EPOCH_PROPERTY)
 }
 
 /// Commits epochs of one sink into one table.
