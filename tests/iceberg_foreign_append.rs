@@ -11,9 +11,9 @@ use std::sync::Arc;
 use arrow::array::{Int64Array, RecordBatch, StringArray};
 use arrow::compute::{concat_batches, sort_to_indices, take_record_batch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use futures::TryStreamExt;
 use runnel_connectors::iceberg::{
     CATALOG_NAME, EPOCH_PROPERTY, IcebergCatalog, IcebergSink, NAMESPACE, SINK_ID_PROPERTY,
+    read_table,
 };
 use runnel_runtime::{Epoch, Sink, Staged};
 
@@ -86,17 +86,7 @@ fn pyiceberg_append(dir: &std::path::Path, batch: &RecordBatch) -> serde_json::V
 /// The table's current rows, sorted by id, without field metadata.
 async fn read(catalog: &IcebergCatalog) -> RecordBatch {
     let table = catalog.load_table(TABLE).await.unwrap();
-    let batches: Vec<RecordBatch> = table
-        .scan()
-        .select_all()
-        .build()
-        .unwrap()
-        .to_arrow()
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let batches: Vec<RecordBatch> = read_table(&table).await.unwrap();
     let stripped: Vec<RecordBatch> = batches
         .iter()
         .map(|b| RecordBatch::try_new(schema(), b.columns().to_vec()).unwrap())

@@ -15,13 +15,13 @@ use arrow::array::{ArrayRef, RecordBatch};
 use arrow::compute::cast;
 use arrow::datatypes::SchemaRef;
 use arrow::row::{RowConverter, SortField};
-use futures::TryStreamExt;
 use object_store::ObjectStore;
 use object_store::path::Path;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use runnel_connectors::iceberg::{
     CATALOG_NAME, EPOCH_PROPERTY, IcebergCatalog, IcebergSink, NAMESPACE, SINK_ID_PROPERTY,
+    read_table,
 };
 use runnel_connectors::log::{EmbeddedLog, LogSource, SyncedLocalFileSystem, Topic};
 use runnel_connectors::nexmark::{NexmarkOptions, NexmarkTable, generate_partition};
@@ -154,17 +154,7 @@ async fn killed_and_restarted_the_table_holds_every_bid_once_and_pyiceberg_reads
 
     let catalog = IcebergCatalog::embedded(dir.path()).await.unwrap();
     let table = catalog.load_table(TABLE).await.unwrap();
-    let scanned: Vec<RecordBatch> = table
-        .scan()
-        .select_all()
-        .build()
-        .unwrap()
-        .to_arrow()
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let scanned: Vec<RecordBatch> = read_table(&table).await.unwrap();
     let got = sorted_rows(&scanned, &schema);
     assert_eq!(got.len(), expected.len(), "rows lost or duplicated");
     assert!(got == expected, "the table's rows differ from the bids");

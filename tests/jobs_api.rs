@@ -9,10 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use common::durable::*;
-
-async fn get_json(client: &reqwest::Client, url: &str) -> Value {
-    client.get(url).send().await.unwrap().json().await.unwrap()
-}
+use common::http::get_json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_metrics_and_drop() {

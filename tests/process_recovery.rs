@@ -17,6 +17,7 @@ use runnel::data::DataRoot;
 use runnel_runtime::checkpoint::{ObjectStoreCheckpoints, read_chain};
 
 use common::durable::*;
+use common::http::get_json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_kill_9s_at_random_moments_lose_and_repeat_nothing() {
@@ -97,8 +98,7 @@ async fn a_frozen_instance_is_fenced_when_it_thaws_and_writes_nothing() {
     let url = format!("{old_url}/v1/jobs/{JOB}");
     let start = Instant::now();
     let status = loop {
-        let status: serde_json::Value =
-            client.get(&url).send().await.unwrap().json().await.unwrap();
+        let status: serde_json::Value = get_json(&client, &url).await;
         if status["state"] != "running" || start.elapsed() > Duration::from_secs(60) {
             break status;
         }

@@ -12,7 +12,8 @@ use serde_json::Value;
 
 use common::durable::{spawn_server, wait_listening};
 use common::http::{
-    bids_by_partition, flush_row, newest_event, post_bids, post_sql, read_with_pyarrow, sql_file,
+    bids_by_partition, flush_row, get_json, newest_event, post_bids, post_sql, read_with_pyarrow,
+    sql_file,
 };
 use common::python::python;
 use common::{oracle_rows, streaming_rows};
@@ -77,14 +78,7 @@ async fn sql_job_over_http_survives_a_kill_and_matches_the_oracle() {
         )
         .await;
     }
-    let status: Value = client
-        .get(format!("{url}/v1/jobs/hot"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status: Value = get_json(&client, &format!("{url}/v1/jobs/hot")).await;
     assert_eq!(status["state"], "running", "{status:#}");
 
     // Bad statements, while the job runs: each is refused with a 4xx JSON error (SQL

@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use common::durable::{free_port, spawn_server_on, wait_listening};
 use common::http::{
-    bids_by_partition, flush_row, newest_event, post_bids, read_with_pyarrow, sql_file,
+    bids_by_partition, flush_row, get_json, newest_event, post_bids, read_with_pyarrow, sql_file,
 };
 use common::python::{python, script};
 
@@ -175,14 +175,7 @@ async fn iceberg_table_is_exact_after_ten_kills() {
     assert_eq!(rows(&table), expected, "GET /v1/tables/counts");
 
     // One snapshot per epoch, each tagged with the sink and its epoch.
-    let metadata: Value = client
-        .get(format!("{url}/v1/tables/counts/metadata"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let metadata: Value = get_json(&client, &format!("{url}/v1/tables/counts/metadata")).await;
     let snapshots = metadata["snapshots"].as_array().unwrap();
     let epochs: Vec<&str> = snapshots
         .iter()

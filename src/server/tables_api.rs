@@ -10,8 +10,8 @@ use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use futures::TryStreamExt;
 use iceberg::table::Table;
+use runnel_connectors::iceberg::read_table;
 use serde_json::{Value, json};
 
 use super::AppState;
@@ -52,20 +52,7 @@ pub async fn scan(
     let schema = iceberg::arrow::schema_to_arrow_schema(table.metadata().current_schema())
         .map_err(ApiError::internal)?;
     let schema = std::sync::Arc::new(schema);
-    if table.metadata().current_snapshot().is_none() {
-        return Ok((schema, Vec::new()));
-    }
-    let batches: Vec<RecordBatch> = table
-        .scan()
-        .select_all()
-        .build()
-        .map_err(ApiError::internal)?
-        .to_arrow()
-        .await
-        .map_err(ApiError::internal)?
-        .try_collect()
-        .await
-        .map_err(ApiError::internal)?;
+    let batches = read_table(table).await.map_err(ApiError::internal)?;
     let schema = batches.first().map_or(schema, |b| b.schema());
     Ok((schema, batches))
 }

@@ -50,6 +50,11 @@ pub fn sql_file(name: &str, values: &[(&str, &str)]) -> String {
     text
 }
 
+/// `GET url`, answered with JSON.
+pub async fn get_json(client: &reqwest::Client, url: &str) -> Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 /// `POST /v1/sql`: the status and the JSON reply.
 pub async fn post_sql(client: &reqwest::Client, url: &str, sql: &str) -> (u16, Value) {
     let reply = client

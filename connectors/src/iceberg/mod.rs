@@ -31,6 +31,7 @@ mod catalog;
 mod commit;
 mod guard;
 mod ledger;
+mod read;
 mod retention;
 mod schema;
 mod sink;
@@ -39,6 +40,7 @@ mod writer;
 
 pub use catalog::{CATALOG_DB, CATALOG_NAME, IcebergCatalog, NAMESPACE, WAREHOUSE_DIR};
 pub use commit::{EPOCH_PROPERTY, SINK_ID_PROPERTY, WRITER_GENERATION_PROPERTY};
+pub use read::read_table;
 pub use sink::IcebergSink;
 
 use runnel_runtime::Error;

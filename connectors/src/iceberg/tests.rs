@@ -7,7 +7,6 @@ use arrow::array::{Int64Array, StringArray};
 use arrow::compute::{concat_batches, sort_to_indices, take_record_batch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
-use futures::TryStreamExt;
 use iceberg::table::Table;
 use iceberg::transaction::{ApplyTransactionAction, Transaction};
 use runnel_runtime::{Error, PreCommit, Sink, Staged};
@@ -64,17 +63,7 @@ async fn stage(
 
 /// Every row of the table's current snapshot, sorted by id, without field metadata.
 async fn read(table: &Table) -> RecordBatch {
-    let batches: Vec<RecordBatch> = table
-        .scan()
-        .select_all()
-        .build()
-        .unwrap()
-        .to_arrow()
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let batches: Vec<RecordBatch> = read_table(table).await.unwrap();
     let all = concat_batches(&schema(), &batches.iter().map(strip).collect::<Vec<_>>()).unwrap();
     let order = sort_to_indices(all.column(0), None, None).unwrap();
     take_record_batch(&all, &order).unwrap()
