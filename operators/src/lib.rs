@@ -3,13 +3,15 @@
 //! - [`filter`] and [`project`]: DataFusion physical expressions over each batch;
 //! - [`window`]: tumbling, hopping (from panes) and session window aggregates;
 //! - [`topk`]: top-K per window, partial per subtask then merged globally;
-//! - [`trending`]: a key's window value against its value one period earlier.
+//! - [`trending`]: a key's window value against its value one period earlier;
+//! - [`join`]: inner join of the rows of two windowed streams, window by window.
 //!
 //! [`StreamExt`] adds them to the runtime's fluent builder. This crate knows no connector
 //! and no SQL.
 
 pub mod expr;
 pub mod filter;
+pub mod join;
 pub mod project;
 pub mod state;
 pub mod stream_ext;
@@ -17,6 +19,7 @@ pub mod topk;
 pub mod trending;
 pub mod window;
 
+pub use join::WindowJoinSpec;
 pub use stream_ext::StreamExt;
 pub use topk::{SortKey, TopKSpec};
 pub use trending::TrendingSpec;

@@ -24,6 +24,7 @@ use datafusion_expr::Expr;
 use runnel_runtime::{Error, Operator, OperatorContext, OperatorFactory, Result, Stream};
 
 use crate::filter::FilterSpec;
+use crate::join::WindowJoinSpec;
 use crate::project::ProjectSpec;
 use crate::topk::{SortKey, TopKSpec};
 use crate::trending::TrendingSpec;
@@ -51,6 +52,13 @@ pub trait StreamExt: Sized {
     /// earlier) and `trend` (its growth since then) to windowed rows, keyed by the
     /// stream's keys.
     fn trending(&self, value_column: &str, period: Duration) -> Result<Stream>;
+
+    /// Inner-joins the rows of this windowed stream (left, input 0) with those of `right`
+    /// (input 1) that belong to the same window, once the watermark closes it (see
+    /// [`crate::join`]). Both sides are routed by their join keys, so matching rows meet
+    /// in one subtask. Output: the left columns, then the right columns; its event time
+    /// is the left window end.
+    fn window_join(&self, right: &Stream, spec: WindowJoinSpec) -> Result<Stream>;
 }
 
 /// An operator factory from a spec: `create` gets the spec, the input schema and the
@@ -196,6 +204,29 @@ impl StreamExt for Stream {
         let name = self.dataflow().unique_name("trending");
         self.operator(name, schema, factory(spec, TrendingSpec::create_with))?
             .with_time_column(WINDOW_END)
+    }
+
+    fn window_join(&self, right: &Stream, spec: WindowJoinSpec) -> Result<Stream> {
+        let schema = spec.output_schema(self.schema(), right.schema())?;
+        let left_keys: Vec<&str> = spec.left_keys.iter().map(String::as_str).collect();
+        let right_keys: Vec<&str> = spec.right_keys.iter().map(String::as_str).collect();
+        let left = self.clone().key_by(&left_keys)?;
+        let right = right.clone().key_by(&right_keys)?;
+        let time_column = spec.left_end.clone();
+        let name = self.dataflow().unique_name("window_join");
+        let factory: OperatorFactory = Arc::new(move |ctx: &OperatorContext| {
+            let [left, right] = ctx.input_schemas.as_slice() else {
+                return Err(Error::Internal(format!(
+                    "{} has {} inputs, a window join two",
+                    ctx.node,
+                    ctx.input_schemas.len()
+                )));
+            };
+            spec.create_with(left, right, ctx.max_key_groups)
+        });
+        self.dataflow()
+            .operator(name, &[&left, &right], schema, factory)?
+            .with_time_column(time_column)
     }
 }
 

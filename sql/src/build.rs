@@ -1,6 +1,6 @@
 //! A [`PipelinePlan`] as runnel operators: source (with its watermark) -> filter /
-//! project -> key_by -> window -> project -> top-K, all vectorized operators of
-//! `runnel-operators`.
+//! project -> key_by -> window -> project -> window join -> top-K, all vectorized
+//! operators of `runnel-operators`.
 //!
 //! The same stage walk also runs without a dataflow ([`PipelinePlan::output_schema`]),
 //! over schemas only, so a plan is fully checked when it is submitted, before any
@@ -15,7 +15,7 @@ use runnel_operators::filter::FilterSpec;
 use runnel_operators::project::ProjectSpec;
 use runnel_operators::{
     AggregateExpr, SortKey, StreamExt, TopKSpec, WINDOW_END, WINDOW_START, WindowAggregateSpec,
-    avg, count, count_star, max, min, sum,
+    WindowJoinSpec, avg, count, count_star, max, min, sum,
 };
 use runnel_runtime::{Dataflow, Error, Result, Source, Stream};
 
@@ -28,6 +28,10 @@ const RANK: &str = "rn";
 /// Adds the pipeline of `plan` to `flow`, reading from `sources[plan.source.name]`, and
 /// returns its output stream (the caller connects the sink).
 ///
+/// A join's second pipeline is built the same way. A source read by both sides is one
+/// source node, and a prefix of stages both pipelines share (q5 counts bids per auction
+/// and window on both sides) is built once and read by both.
+///
 /// Fails with [`Error::Plan`] when the source is missing or its schema lacks a declared
 /// column.
 pub fn build(
@@ -35,66 +39,144 @@ pub fn build(
     flow: &Dataflow,
     sources: &HashMap<String, Arc<dyn Source>>,
 ) -> Result<Stream> {
-    let def = &plan.source;
-    let source = sources.get(&def.name).ok_or_else(|| {
-        Error::Plan(format!(
-            "no source `{}` was given to build `{}`",
-            def.name, plan.name
-        ))
-    })?;
-    check_source_schema(def, &source.schema())?;
-    let mut stream = flow.source(&def.name, Arc::clone(source), def.watermark_strategy())?;
-    for stage in &plan.stages {
-        stream = match stage {
-            Stage::Filter { predicate } => stream.filter(expr(predicate, stream.schema())?)?,
+    let mut builder = Builder {
+        name: &plan.name,
+        flow,
+        sources,
+        built: HashMap::new(),
+    };
+    builder.pipeline(&plan.source, &plan.stages)
+}
+
+struct Builder<'a> {
+    name: &'a str,
+    flow: &'a Dataflow,
+    sources: &'a HashMap<String, Arc<dyn Source>>,
+    /// Streams built so far: sources by name, stage outputs by source and stages as text.
+    built: HashMap<String, Stream>,
+}
+
+impl Builder<'_> {
+    fn pipeline(&mut self, def: &SourceDef, stages: &[Stage]) -> Result<Stream> {
+        let mut stream = self.source(def)?;
+        for (i, stage) in stages.iter().enumerate() {
+            let prefix = format!("{}{:?}", def.name, &stages[..=i]);
+            if let Some(built) = self.built.get(&prefix) {
+                stream = built.clone();
+                continue;
+            }
+            stream = self.stage(stage, stream)?;
+            self.built.insert(prefix, stream.clone());
+        }
+        Ok(stream)
+    }
+
+    fn source(&mut self, def: &SourceDef) -> Result<Stream> {
+        if let Some(stream) = self.built.get(&def.name) {
+            return Ok(stream.clone());
+        }
+        let source = self.sources.get(&def.name).ok_or_else(|| {
+            Error::Plan(format!(
+                "no source `{}` was given to build `{}`",
+                def.name, self.name
+            ))
+        })?;
+        check_source_schema(def, &source.schema())?;
+        let stream = self
+            .flow
+            .source(&def.name, Arc::clone(source), def.watermark_strategy())?;
+        self.built.insert(def.name.clone(), stream.clone());
+        Ok(stream)
+    }
+
+    fn stage(&mut self, stage: &Stage, stream: Stream) -> Result<Stream> {
+        match stage {
+            Stage::Filter { predicate } => stream.filter(expr(predicate, stream.schema())?),
             Stage::Project { columns } => {
                 let exprs = columns
                     .iter()
                     .map(|c| Ok((expr(&c.expr, stream.schema())?, c.name.clone())))
                     .collect::<Result<Vec<_>>>()?;
-                stream.project(exprs)?
+                stream.project(exprs)
             }
             Stage::Window {
                 window,
                 keys,
                 aggregates,
+                time,
             } => {
+                let stream = match time {
+                    Some(time) => stream.with_time_column(time)?,
+                    None => stream,
+                };
                 let keyed = if keys.is_empty() {
                     stream
                 } else {
                     let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
                     stream.key_by(&keys)?
                 };
-                keyed.window(window.kind(), aggregate_exprs(aggregates))?
+                keyed.window(window.kind(), aggregate_exprs(aggregates))
+            }
+            Stage::Join { right, .. } => {
+                let right_stream = self.pipeline(&right.source, &right.stages)?;
+                let spec = join_spec(stage, stream.schema(), right_stream.schema())?;
+                stream.window_join(&right_stream, spec)
             }
             Stage::TopK { k, order_by } => {
                 let order: Vec<(&str, bool)> = order_by
                     .iter()
                     .map(|o| (o.column.as_str(), o.descending))
                     .collect();
-                stream.top_k(*k, &order)?
+                stream.top_k(*k, &order)
             }
-        };
+        }
     }
-    Ok(stream)
+}
+
+/// The window join of a [`Stage::Join`], its residual compiled against the joined schema.
+fn join_spec(stage: &Stage, left: &SchemaRef, right: &SchemaRef) -> Result<WindowJoinSpec> {
+    let Stage::Join {
+        left_keys,
+        right_keys,
+        left_end,
+        right_end,
+        residual,
+        ..
+    } = stage
+    else {
+        return Err(Error::Internal("a join spec of another stage".into()));
+    };
+    let spec = WindowJoinSpec::new(left_keys, right_keys, left_end.as_str(), right_end.as_str());
+    let Some(residual) = residual else {
+        return Ok(spec);
+    };
+    let mut fields: Vec<_> = left.fields().iter().cloned().collect();
+    fields.extend(right.fields().iter().cloned());
+    let joined = Arc::new(Schema::new(fields));
+    Ok(spec.with_residual(expr(residual, &joined)?))
 }
 
 impl PipelinePlan {
     /// The schema of the pipeline's output rows; checks every stage against the schema
     /// of its input (columns, types, window sizes), as [`build`] will.
     pub fn output_schema(&self) -> Result<SchemaRef> {
-        let mut schema = self.source.schema();
-        let mut time = Some(self.source.watermark.column.clone());
-        for stage in &self.stages {
-            let next = stage_schema(stage, &schema, time.as_deref())?;
-            time = match stage {
-                Stage::Window { .. } | Stage::TopK { .. } => Some(WINDOW_END.to_string()),
-                _ => time.filter(|t| next.field_with_name(t).is_ok()),
-            };
-            schema = next;
-        }
-        Ok(schema)
+        pipeline_schema(&self.source, &self.stages)
     }
+}
+
+fn pipeline_schema(source: &SourceDef, stages: &[Stage]) -> Result<SchemaRef> {
+    let mut schema = source.schema();
+    let mut time = Some(source.watermark.column.clone());
+    for stage in stages {
+        let next = stage_schema(stage, &schema, time.as_deref())?;
+        time = match stage {
+            Stage::Window { .. } | Stage::TopK { .. } => Some(WINDOW_END.to_string()),
+            Stage::Join { left_end, .. } => Some(left_end.clone()),
+            _ => time.filter(|t| next.field_with_name(t).is_ok()),
+        };
+        schema = next;
+    }
+    Ok(schema)
 }
 
 fn stage_schema(stage: &Stage, input: &SchemaRef, time: Option<&str>) -> Result<SchemaRef> {
@@ -114,15 +196,22 @@ fn stage_schema(stage: &Stage, input: &SchemaRef, time: Option<&str>) -> Result<
             window,
             keys,
             aggregates,
+            time: window_time,
         } => WindowAggregateSpec {
             kind: window.kind(),
-            time_column: time
+            time_column: window_time
+                .as_deref()
+                .or(time)
                 .ok_or_else(|| Error::Plan("a window needs an event-time column".into()))?
                 .to_string(),
             key_columns: keys.clone(),
             aggregates: aggregate_exprs(aggregates),
         }
         .output_schema(input),
+        Stage::Join { right, .. } => {
+            let right = pipeline_schema(&right.source, &right.stages)?;
+            join_spec(stage, input, &right)?.output_schema(input, &right)
+        }
         Stage::TopK { k, order_by } => TopKSpec {
             k: *k,
             time_column: WINDOW_END.to_string(),

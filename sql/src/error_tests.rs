@@ -195,7 +195,7 @@ fn unbounded_and_unsupported_shapes() {
         plan_error("SELECT *\nFROM bids a JOIN bids b ON a.auction = b.auction"),
         4,
         13,
-        "joins are not supported",
+        "joins of unbounded streams are not supported",
     );
     check(
         plan_error("SELECT * FROM bids\nORDER BY price DESC"),
@@ -212,21 +212,20 @@ fn unbounded_and_unsupported_shapes() {
     check(
         plan_error(
             "SELECT window_start, window_end, COUNT(DISTINCT bidder)\n\
-             FROM TUMBLE(bids, date_time, INTERVAL '10' SECOND) GROUP BY window_start, window_end",
+             FROM SESSION(bids, date_time, INTERVAL '10' SECOND) GROUP BY window_start, window_end",
         ),
         3,
         40,
-        "COUNT(DISTINCT ...) is not supported yet",
+        "DISTINCT aggregates over SESSION windows are not supported",
     );
     check(
         plan_error(
-            "SELECT window_start, window_end, COUNT(*)\n\
-             FROM CUMULATE(bids, date_time, INTERVAL '1' SECOND, INTERVAL '10' SECOND)\n\
-             GROUP BY window_start, window_end",
+            "SELECT window_start, window_end,\n  COUNT(DISTINCT bidder), COUNT(DISTINCT auction)\n\
+             FROM TUMBLE(bids, date_time, INTERVAL '10' SECOND) GROUP BY window_start, window_end",
         ),
         4,
-        6,
-        "CUMULATE windows are not supported yet",
+        9,
+        "DISTINCT aggregates over different arguments",
     );
     check(
         plan_error("SELECT * FROM TUMBLE(bids, date_time, INTERVAL '10' SECOND)"),
@@ -239,7 +238,7 @@ fn unbounded_and_unsupported_shapes() {
             "SELECT COUNT(*) FROM TUMBLE(bids, date_time, INTERVAL '10' SECOND)\nGROUP BY auction",
         ),
         4,
-        1,
+        10,
         "both window_start and window_end",
     );
 }
@@ -263,6 +262,24 @@ fn window_function_arguments() {
         3,
         74,
         "slide (10000 ms) is larger than its size",
+    );
+    check(
+        plan_error(
+            "SELECT COUNT(*) FROM CUMULATE(bids, date_time, INTERVAL '4' SECOND, INTERVAL '10' SECOND)\n\
+             GROUP BY window_start, window_end",
+        ),
+        3,
+        78,
+        "CUMULATE max size (10000 ms) is not a multiple of its step (4000 ms)",
+    );
+    check(
+        plan_error(
+            "SELECT COUNT(*)\nFROM CUMULATE(bids, date_time, INTERVAL '1' SECOND)\n\
+             GROUP BY window_start, window_end",
+        ),
+        4,
+        6,
+        "CUMULATE takes 4 arguments: CUMULATE(source, time_column, step, max_size)",
     );
     check(
         plan_error(
@@ -303,5 +320,39 @@ fn top_n_needs_a_bound() {
         3,
         30,
         "window functions over single rows",
+    );
+}
+
+/// A windowed count per auction, for the join and regroup refusals.
+const COUNTS: &str = "(SELECT auction, window_start, window_end, COUNT(*) AS n \
+    FROM TUMBLE(bids, date_time, INTERVAL '10' SECOND) \
+    GROUP BY auction, window_start, window_end)";
+
+#[test]
+fn joins_and_regroups_need_windows() {
+    check(
+        plan_error(&format!(
+            "SELECT a.auction FROM {COUNTS} a\nJOIN {COUNTS} b ON a.window_start = b.window_start"
+        )),
+        4,
+        1,
+        "a join must match the windows of its inputs",
+    );
+    check(
+        plan_error(&format!(
+            "SELECT a.auction FROM {COUNTS} a\nLEFT JOIN {COUNTS} b\n\
+             ON a.window_start = b.window_start AND a.window_end = b.window_end"
+        )),
+        4,
+        6,
+        "only inner joins",
+    );
+    check(
+        plan_error(&format!(
+            "SELECT auction, MAX(n) FROM {COUNTS}\nGROUP BY auction"
+        )),
+        4,
+        10,
+        "must GROUP BY both window_start and window_end",
     );
 }

@@ -29,7 +29,8 @@ pub use build::build;
 pub use error::{Result, SqlError};
 pub use parse::parse;
 pub use plan::{
-    AggregateCall, AggregateFn, OrderKey, PipelinePlan, ProjectColumn, Stage, WindowSpec, plan_sink,
+    AggregateCall, AggregateFn, JoinInput, OrderKey, PipelinePlan, ProjectColumn, Stage,
+    WindowSpec, plan_sink,
 };
 pub use statement::{
     ColumnDef, QueryText, SinkConnector, SinkDef, SourceConnector, SourceDef, Statement,

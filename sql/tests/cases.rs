@@ -8,6 +8,8 @@
 //!   seed, rows shuffled within groups of G) or `-- input <source>: data/<file>.jsonl`,
 //!   for each `connector = 'log'` source (a Nexmark source needs no input line);
 //! * the statements: `CREATE SOURCE ...; CREATE SINK ... AS SELECT ...;`;
+//! * optionally `-- windows: N`, the number of window operators the dataflow must have
+//!   (a join's inputs share the stages they have in common);
 //! * `-- oracle` followed by a DataFusion batch query over tables named like the
 //!   sources, holding the very same rows: plain `GROUP BY` arithmetic, with no windows,
 //!   watermarks or top-K operator;
@@ -47,6 +49,8 @@ struct Case {
     statements: String,
     oracle: Option<String>,
     expected: Option<Vec<String>>,
+    /// `-- windows: N`: how many window operators the built dataflow has.
+    windows: Option<usize>,
 }
 
 fn read_case(path: &Path) -> Case {
@@ -73,12 +77,17 @@ fn read_case(path: &Path) -> Case {
         .filter_map(|l| l.split_once(':'))
         .map(|(source, spec)| (source.trim().to_string(), spec.trim().to_string()))
         .collect();
+    let windows = statements
+        .lines()
+        .find_map(|l| l.strip_prefix("-- windows:"))
+        .map(|n| n.trim().parse().expect("-- windows: N"));
     Case {
         name: path.file_stem().unwrap().to_string_lossy().into_owned(),
         inputs,
         statements,
         oracle,
         expected,
+        windows,
     }
 }
 
@@ -231,6 +240,38 @@ async fn run_case(case: &Case) {
                 runtime_sources.insert(def.name.clone(), Arc::new(source));
             }
         }
+    }
+
+    // One source node per source, however many inputs read it; with `-- windows: N`,
+    // N window operators (a prefix both sides of a join share is built once).
+    let explained = {
+        let flow = Dataflow::new(&plan.name).with_parallelism(2);
+        let stream = build(&plan, &flow, &runtime_sources).unwrap();
+        stream.sink("out", Arc::new(CollectSink::new())).unwrap();
+        flow.build().unwrap().explain()
+    };
+    let nodes: Vec<(&str, &str)> = explained
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace().skip(1);
+            Some((words.next()?, words.next()?))
+        })
+        .collect();
+    let source_nodes = nodes.iter().filter(|(kind, _)| *kind == "source").count();
+    assert_eq!(source_nodes, sources.len(), "{}: {explained}", case.name);
+    let is_window = |name: &str| {
+        name == "window"
+            || name
+                .strip_prefix("window_")
+                .is_some_and(|n| n.chars().all(|c| c.is_ascii_digit()))
+    };
+    if let Some(expected) = case.windows {
+        let windows = nodes.iter().filter(|(_, name)| is_window(name)).count();
+        assert_eq!(
+            windows, expected,
+            "{}: window operators in {explained}",
+            case.name
+        );
     }
 
     let graph = |sink: Arc<dyn runnel_runtime::Sink>| -> JobGraph {

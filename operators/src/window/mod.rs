@@ -1,9 +1,11 @@
-//! Windowed aggregates over event time: tumbling, hopping (sliding) and session windows.
+//! Windowed aggregates over event time: tumbling, hopping (sliding), cumulative and
+//! session windows.
 //!
 //! Semantics follow Flink. Event time comes from one column (any timestamp, or BIGINT
 //! milliseconds). A watermark `W` says no row with event time below `W` will follow; a
-//! window `[start, end)` is complete and fires once `W >= end`. Tumbling and hopping
-//! windows are aligned to the epoch (a 10 s window starts at a multiple of 10 s); a
+//! window `[start, end)` is complete and fires once `W >= end`. Tumbling, hopping and
+//! cumulative windows are aligned to the epoch (a 10 s window starts at a multiple of
+//! 10 s); a cumulative window grows from such a start by steps up to its maximum size; a
 //! session of a key ends `gap` after its last row. A row is late when every window it
 //! belongs to has already fired; late rows are not aggregated but handed to
 //! [`Output::emit_late`](runnel_runtime::Output::emit_late), so none vanish
@@ -21,8 +23,9 @@
 //!   per-row dispatch) and the slots of open groups they share;
 //! * `group_keys`, `key_tables`: key rows to dense key ids (a typed i64 table for one
 //!   integer-like key column, Arrow's row format for anything else);
-//! * `panes`: tumbling/hopping windows computed from panes of `gcd(size, slide)`: each
-//!   row is aggregated once, windows are merged from panes when they fire;
+//! * `panes`: tumbling/hopping windows computed from panes of `gcd(size, slide)`, and
+//!   cumulative windows from panes of their step: each row is aggregated once, windows
+//!   are merged from panes when they fire;
 //! * `session`: per-key sessions that merge as rows arrive;
 //! * `checkpoint`, `pane_snapshot`, `session_snapshot`: state for checkpoints.
 //!
@@ -111,6 +114,12 @@ pub enum WindowKind {
     /// Per key, rows less than `gap` apart (`SESSION`); a session ends `gap` after its
     /// last row.
     Session { gap: Duration },
+    /// Windows that start at every multiple of `max_size` and grow by `step` until they
+    /// are `max_size` long (`CUMULATE`): a row at `t` in the period starting at `b`
+    /// belongs to every `[b, b + k * step)` that ends after `t`. Early, growing results
+    /// of one long window (revenue so far today, every hour); `max_size` must be a
+    /// multiple of `step`. A row is aggregated once, into its step.
+    Cumulative { step: Duration, max_size: Duration },
 }
 
 /// A window aggregate: `SELECT keys, window_start, window_end, aggregates ... GROUP BY
@@ -164,6 +173,16 @@ impl WindowKind {
                     )));
                 }
                 Ok(Geometry::Panes(PaneLayout::new(size, slide)))
+            }
+            WindowKind::Cumulative { step, max_size } => {
+                let (step, max_size) = (millis(step, "step")?, millis(max_size, "max size")?);
+                if max_size % step != 0 {
+                    return Err(Error::Plan(format!(
+                        "cumulative window max size ({max_size} ms) is not a multiple of its \
+                         step ({step} ms): windows grow by whole steps up to the max size"
+                    )));
+                }
+                Ok(Geometry::Panes(PaneLayout::cumulative(step, max_size)))
             }
             WindowKind::Session { gap } => Ok(Geometry::Session(millis(gap, "gap")?)),
         }

@@ -1,7 +1,7 @@
 //! A naive, obviously correct model of the window operators, for tests.
 //!
-//! It keeps every row: hopping/tumbling windows are found by enumerating, for each row,
-//! every window that contains it; sessions by merging singleton sessions pairwise until
+//! It keeps every row: hopping/tumbling/cumulative windows are found by enumerating, for
+//! each row, every window that contains it; sessions by merging singleton sessions pairwise until
 //! nothing touches. Aggregates are computed from the rows of a window at fire time. It
 //! shares no code with the operators.
 
@@ -174,21 +174,65 @@ fn output_row(key: &[V], start: i64, end: i64, events: &[&Event]) -> Row {
     row
 }
 
-/// Tumbling/hopping windows: every window of every row.
-pub struct HopOracle {
-    pub size: i64,
-    pub slide: i64,
+/// The windows of epoch-aligned kinds.
+#[derive(Debug, Clone, Copy)]
+enum Aligned {
+    /// Windows of `size` starting at every multiple of `slide` (tumbling if equal).
+    Hop { size: i64, slide: i64 },
+    /// Windows starting at every multiple of `max_size`, ending at every `step` after
+    /// their start up to `max_size`.
+    Cumulate { step: i64, max_size: i64 },
+}
+
+impl Aligned {
+    /// Every `[start, end)` that contains `t`.
+    fn windows(self, t: i64) -> Vec<(i64, i64)> {
+        let mut windows = Vec::new();
+        match self {
+            Aligned::Hop { size, slide } => {
+                let mut s = t.div_euclid(slide) * slide;
+                while s + size > t {
+                    windows.push((s, s + size));
+                    s -= slide;
+                }
+            }
+            Aligned::Cumulate { step, max_size } => {
+                let start = t.div_euclid(max_size) * max_size;
+                for k in 1..=max_size / step {
+                    if start + k * step > t {
+                        windows.push((start, start + k * step));
+                    }
+                }
+            }
+        }
+        windows
+    }
+}
+
+/// Tumbling/hopping/cumulative windows: every window of every row.
+pub struct AlignedOracle {
+    shape: Aligned,
     pub keys: Vec<&'static str>,
     pub watermark: i64,
-    windows: BTreeMap<(i64, Vec<V>), Vec<Event>>,
+    /// (start, end, key) -> rows.
+    windows: BTreeMap<(i64, i64, Vec<V>), Vec<Event>>,
     pub late: Vec<Event>,
 }
 
-impl HopOracle {
-    pub fn new(size: i64, slide: i64, keys: Vec<&'static str>) -> Self {
-        HopOracle {
-            size,
-            slide,
+impl AlignedOracle {
+    /// Windows of `size` every `slide`.
+    pub fn hop(size: i64, slide: i64, keys: Vec<&'static str>) -> Self {
+        Self::new(Aligned::Hop { size, slide }, keys)
+    }
+
+    /// Windows growing by `step` up to `max_size`.
+    pub fn cumulate(step: i64, max_size: i64, keys: Vec<&'static str>) -> Self {
+        Self::new(Aligned::Cumulate { step, max_size }, keys)
+    }
+
+    fn new(shape: Aligned, keys: Vec<&'static str>) -> Self {
+        AlignedOracle {
+            shape,
             keys,
             watermark: i64::MIN,
             windows: BTreeMap::new(),
@@ -198,22 +242,21 @@ impl HopOracle {
 
     pub fn on_batch(&mut self, events: &[Event]) {
         for e in events {
-            let mut starts = Vec::new();
-            let mut s = e.ts.div_euclid(self.slide) * self.slide;
-            while s + self.size > e.ts {
-                starts.push(s);
-                s -= self.slide;
-            }
-            let open: Vec<i64> = starts
+            let open: Vec<(i64, i64)> = self
+                .shape
+                .windows(e.ts)
                 .into_iter()
-                .filter(|s| s + self.size > self.watermark)
+                .filter(|&(_, end)| end > self.watermark)
                 .collect();
             if open.is_empty() {
                 self.late.push(e.clone());
             }
-            for s in open {
+            for (start, end) in open {
                 let key = key_of(e, &self.keys);
-                self.windows.entry((s, key)).or_default().push(e.clone());
+                self.windows
+                    .entry((start, end, key))
+                    .or_default()
+                    .push(e.clone());
             }
         }
     }
@@ -223,7 +266,7 @@ impl HopOracle {
         let fired: Vec<_> = self
             .windows
             .keys()
-            .filter(|(s, _)| s + self.size <= self.watermark)
+            .filter(|(_, end, _)| *end <= self.watermark)
             .cloned()
             .collect();
         fired
@@ -231,7 +274,7 @@ impl HopOracle {
             .map(|k| {
                 let events = self.windows.remove(&k).unwrap();
                 let refs: Vec<&Event> = events.iter().collect();
-                output_row(&k.1, k.0, k.0 + self.size, &refs)
+                output_row(&k.2, k.0, k.1, &refs)
             })
             .collect()
     }

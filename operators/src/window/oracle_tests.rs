@@ -15,7 +15,7 @@ use rand::{Rng, SeedableRng};
 use runnel_runtime::{Operator, Output, WATERMARK_END};
 
 use super::oracle::{
-    Event, HopOracle, Row, SessionOracle, all_aggregates, input_schema, rows, to_batch,
+    AlignedOracle, Event, Row, SessionOracle, all_aggregates, input_schema, rows, to_batch,
 };
 use super::{WINDOW_END, WindowAggregateSpec, WindowKind};
 
@@ -26,12 +26,12 @@ trait Model {
     fn late(&self) -> &[Event];
 }
 
-impl Model for HopOracle {
+impl Model for AlignedOracle {
     fn on_batch(&mut self, events: &[Event]) {
-        HopOracle::on_batch(self, events)
+        AlignedOracle::on_batch(self, events)
     }
     fn on_watermark(&mut self, watermark: i64) -> Vec<Row> {
-        HopOracle::on_watermark(self, watermark)
+        AlignedOracle::on_watermark(self, watermark)
     }
     fn late(&self) -> &[Event] {
         &self.late
@@ -190,7 +190,17 @@ fn hop_case(seed: u64, size: i64, slide: i64, shape: Shape) {
             slide: ms(slide),
         }
     };
-    let model = HopOracle::new(size, slide, keys.to_vec());
+    let model = AlignedOracle::hop(size, slide, keys.to_vec());
+    run_case(seed, kind, Box::new(model), keys, shape);
+}
+
+fn cumulate_case(seed: u64, step: i64, max_size: i64, shape: Shape) {
+    let keys = KEY_SETS[seed as usize % KEY_SETS.len()];
+    let kind = WindowKind::Cumulative {
+        step: ms(step),
+        max_size: ms(max_size),
+    };
+    let model = AlignedOracle::cumulate(step, max_size, keys.to_vec());
     run_case(seed, kind, Box::new(model), keys, shape);
 }
 
@@ -239,6 +249,17 @@ fn hopping_with_size_not_a_multiple_of_slide_matches_oracle() {
     }
 }
 
+/// Steps of 1 to 8 ms, up to 1 to 6 steps (one step: tumbling windows by another path).
+#[test]
+fn cumulating_matches_oracle() {
+    for seed in 500..580 {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let step = rng.random_range(1..=8);
+        let max_size = step * rng.random_range(1..=6);
+        cumulate_case(seed, step, max_size, SMALL);
+    }
+}
+
 #[test]
 fn session_matches_oracle() {
     for seed in 300..380 {
@@ -257,6 +278,7 @@ fn many_keys_match_oracle() {
     };
     for seed in 400..403 {
         hop_case(seed * 4 + 1, 12, 4, shape);
+        cumulate_case(seed * 4 + 3, 4, 12, shape);
         session_case(seed * 4 + 1, 3, shape);
     }
 }

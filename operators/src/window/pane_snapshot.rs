@@ -20,17 +20,26 @@ use super::super::slots::Slots;
 use super::{PaneLayout, PaneWindowOperator};
 
 /// The state layout of a pane operator; the geometry is part of the state kind, so state
-/// of other windows is refused.
+/// of other windows is refused. Cumulative windows have a kind of their own: their panes
+/// may look like a hopping layout's (CUMULATE 2 s up to 10 s and HOP 10 s every 2 s both
+/// cut 2 s panes) but belong to other windows.
 pub(super) fn state_layout(
     plan: &WindowPlan,
     layout: &PaneLayout,
     slots: &Slots,
     max_key_groups: u32,
 ) -> Result<StateLayout> {
-    let kind = format!(
-        "runnel.window.panes/1 size={} slide={}",
-        layout.size, layout.slide
-    );
+    let kind = if layout.cumulative {
+        format!(
+            "runnel.window.cumulate/1 step={} max_size={}",
+            layout.pane, layout.size
+        )
+    } else {
+        format!(
+            "runnel.window.panes/1 size={} slide={}",
+            layout.size, layout.slide
+        )
+    };
     StateLayout::new(kind, &["_pane_start"], plan, slots, max_key_groups)
 }
 

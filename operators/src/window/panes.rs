@@ -1,4 +1,4 @@
-//! Tumbling and hopping windows, computed from panes.
+//! Tumbling, hopping and cumulative windows, computed from panes.
 //!
 //! Windows of `size` start at every multiple of `slide` (aligned to epoch 0). Cutting
 //! time into panes of `gcd(size, slide)` makes every window an exact union of
@@ -12,6 +12,13 @@
 //!   (the one starting at the last multiple of `slide` at or before the pane) has fired.
 //!
 //! Tumbling is hopping with `slide == size`: one pane per window and no merge at all.
+//!
+//! Cumulative windows start at every multiple of their maximum size and end at every
+//! step after that start, up to the maximum size: with panes of one step, the window
+//! `[b, b + k * step)` is the union of the first `k` panes of the period starting at `b`.
+//! The layout is then `size == slide == max_size` (a period, which is also the last
+//! window of each pane) and `pane == step`; only the fire loop differs, walking the
+//! periods that hold panes and the ends of each.
 //!
 //! Lateness follows Flink: a row is late iff every window it belongs to has fired, i.e.
 //! its last window ends at or before the current watermark. A row whose first windows
@@ -45,9 +52,14 @@ mod snapshot;
 /// Window geometry in milliseconds; every value is positive and at most `MAX_WINDOW`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct PaneLayout {
+    /// The longest window: every window of a sliding layout, a whole period of a
+    /// cumulative one.
     size: Millis,
+    /// Distance between window starts (a period for cumulative windows).
     slide: Millis,
     pane: Millis,
+    /// Windows grow by `pane` from each start instead of all being `size` long.
+    cumulative: bool,
 }
 
 fn gcd(mut a: Millis, mut b: Millis) -> Millis {
@@ -58,12 +70,24 @@ fn gcd(mut a: Millis, mut b: Millis) -> Millis {
 }
 
 impl PaneLayout {
-    /// Requires `0 < slide <= size`, checked by the spec.
+    /// Tumbling or hopping windows. Requires `0 < slide <= size`, checked by the spec.
     pub fn new(size: Millis, slide: Millis) -> Self {
         PaneLayout {
             size,
             slide,
             pane: gcd(size, slide),
+            cumulative: false,
+        }
+    }
+
+    /// Cumulative windows. Requires `0 < step` and `max_size` a multiple of `step`,
+    /// checked by the spec.
+    pub fn cumulative(step: Millis, max_size: Millis) -> Self {
+        PaneLayout {
+            size: max_size,
+            slide: max_size,
+            pane: step,
+            cumulative: true,
         }
     }
 
@@ -72,17 +96,25 @@ impl PaneLayout {
         t - t.rem_euclid(self.pane)
     }
 
-    /// End of the last window containing `t` (the one starting at or just before `t`).
+    /// End of the last window containing `t` (the one starting at or just before `t`;
+    /// for cumulative windows, the end of `t`'s period).
     #[inline]
     fn last_window_end(&self, t: Millis) -> Millis {
         t - t.rem_euclid(self.slide) + self.size
     }
 
-    /// Start of the first window that ends after `t`: the first window containing `t`.
+    /// Start of the first window that ends after `t`: the first window containing `t`
+    /// (sliding windows).
     #[inline]
     fn first_window_start(&self, t: Millis) -> Millis {
         let earliest = t - self.size;
         earliest - earliest.rem_euclid(self.slide) + self.slide
+    }
+
+    /// The first end of a cumulative window after `t` (ends are multiples of the step).
+    #[inline]
+    fn first_end_after(&self, t: Millis) -> Millis {
+        t - t.rem_euclid(self.pane) + self.pane
     }
 }
 
@@ -109,7 +141,7 @@ const NO_ROW: u32 = u32::MAX;
 /// `recent` entry of a key with no cached group (no pane starts there: times are bounded).
 const NO_PANE: Millis = Millis::MIN;
 
-/// The tumbling / hopping window aggregate operator.
+/// The tumbling / hopping / cumulative window aggregate operator.
 pub(crate) struct PaneWindowOperator {
     plan: WindowPlan,
     layout: PaneLayout,
@@ -192,8 +224,7 @@ impl PaneWindowOperator {
     }
 
     /// Adds the groups of every pane of window `[start, end)` to `emission`.
-    fn collect_window(&mut self, start: Millis, emission: &mut Emission) {
-        let end = start + self.layout.size;
+    fn collect_window(&mut self, start: Millis, end: Millis, emission: &mut Emission) {
         let first_row = emission.keys.len();
         for groups in self.panes.range(start..end).map(|(_, g)| g) {
             for (&key, &slot) in groups.keys.iter().zip(&groups.slots) {
@@ -245,6 +276,9 @@ impl PaneWindowOperator {
 
     /// Fires every window with data whose end is in `(previous, watermark]`.
     fn fire(&mut self, previous: Millis, watermark: Millis, out: &mut Output) -> Result<()> {
+        if self.layout.cumulative {
+            return self.fire_cumulative(previous, watermark, out);
+        }
         let Some(&first_pane) = self.panes.keys().next() else {
             return Ok(());
         };
@@ -257,7 +291,7 @@ impl PaneWindowOperator {
         self.window_row.resize(self.keys.len(), NO_ROW);
         let mut emission = Emission::default();
         while start + size <= watermark {
-            self.collect_window(start, &mut emission);
+            self.collect_window(start, start + size, &mut emission);
             if emission.keys.len() >= OUTPUT_BATCH_ROWS {
                 self.flush(&mut emission, out)?;
             }
@@ -267,6 +301,46 @@ impl PaneWindowOperator {
                 break;
             };
             start = next.max(self.layout.first_window_start(pane));
+        }
+        self.flush(&mut emission, out)
+    }
+
+    /// [`Self::fire`] for cumulative windows: period by period (only those holding
+    /// panes), the windows from the first that holds a pane to the last that ends by
+    /// the watermark, which is the order of their ends.
+    fn fire_cumulative(
+        &mut self,
+        previous: Millis,
+        watermark: Millis,
+        out: &mut Output,
+    ) -> Result<()> {
+        let PaneLayout {
+            size, pane: step, ..
+        } = self.layout;
+        self.window_row.resize(self.keys.len(), NO_ROW);
+        let mut emission = Emission::default();
+        let mut next_pane = self.panes.keys().next().copied();
+        while let Some(first_pane) = next_pane {
+            let start = first_pane - first_pane.rem_euclid(size);
+            let period_end = start + size;
+            // Windows ending at or before `previous` fired at that watermark already. An
+            // open pane's period ends after `previous` (it would have been dropped), so
+            // this stays within the period.
+            let mut end = first_pane + step;
+            if end <= previous {
+                end = self.layout.first_end_after(previous);
+            }
+            while end <= watermark.min(period_end) {
+                self.collect_window(start, end, &mut emission);
+                if emission.keys.len() >= OUTPUT_BATCH_ROWS {
+                    self.flush(&mut emission, out)?;
+                }
+                end += step;
+            }
+            if period_end > watermark {
+                break;
+            }
+            next_pane = self.panes.range(period_end..).next().map(|(&p, _)| p);
         }
         self.flush(&mut emission, out)
     }
@@ -383,5 +457,18 @@ mod tests {
         assert_eq!(hop.first_window_start(9), 0); // window [0, 10)
         assert_eq!(hop.first_window_start(10), 4); // [0, 10) ends at 10
         assert_eq!(hop.last_window_end(-1), 6); // window [-4, 6)
+    }
+
+    #[test]
+    fn cumulative_layout_has_panes_of_a_step_and_periods_of_the_max_size() {
+        let cumulate = PaneLayout::cumulative(2, 6);
+        assert_eq!(cumulate.pane, 2);
+        assert_eq!(cumulate.pane_start(5), 4);
+        assert_eq!(cumulate.last_window_end(5), 6); // [0, 6), the period of 5
+        assert_eq!(cumulate.last_window_end(6), 12);
+        assert_eq!(cumulate.last_window_end(-1), 0); // [-6, 0)
+        assert_eq!(cumulate.first_end_after(4), 6);
+        assert_eq!(cumulate.first_end_after(5), 6);
+        assert_eq!(cumulate.first_end_after(-3), -2);
     }
 }

@@ -312,6 +312,15 @@ fn kind(rng: &mut StdRng, which: usize) -> WindowKind {
     }
 }
 
+/// Cumulative windows of 1 to 8 ms steps, up to 1 to 6 steps.
+fn cumulative(rng: &mut StdRng) -> WindowKind {
+    let step = rng.random_range(1..=8);
+    WindowKind::Cumulative {
+        step: ms(step),
+        max_size: ms(step * rng.random_range(1..=6)),
+    }
+}
+
 #[test]
 fn restored_operator_continues_exactly() {
     for seed in 0..160 {
@@ -325,6 +334,23 @@ fn rescaled_operators_continue_exactly() {
     for seed in 1000..1144 {
         let mut rng = StdRng::seed_from_u64(seed);
         let kind = kind(&mut rng, (seed / 9) as usize);
+        let (p1, p2) = ((seed % 3) as usize + 1, (seed / 3 % 3) as usize + 1);
+        check_rescale(seed, kind, p1, p2);
+    }
+}
+
+#[test]
+fn restored_cumulative_operator_continues_exactly() {
+    for seed in 2000..2060 {
+        let kind = cumulative(&mut StdRng::seed_from_u64(seed));
+        check_restore(seed, kind);
+    }
+}
+
+#[test]
+fn rescaled_cumulative_operators_continue_exactly() {
+    for seed in 3000..3036 {
+        let kind = cumulative(&mut StdRng::seed_from_u64(seed));
         let (p1, p2) = ((seed % 3) as usize + 1, (seed / 3 % 3) as usize + 1);
         check_rescale(seed, kind, p1, p2);
     }
@@ -369,4 +395,44 @@ fn state_of_another_window_or_aggregate_is_refused() {
     let mut ran = create(&tumbling);
     ran.on_watermark(5, &mut Output::default()).unwrap();
     assert!(matches!(ran.restore(state), Err(Error::Internal(_))));
+}
+
+/// CUMULATE 2 ms up to 10 ms and HOP 10 ms every 2 ms cut the same panes, with the same
+/// columns; their state must still not be mistaken for each other's.
+#[test]
+fn cumulative_state_is_refused_by_other_geometries() {
+    let cumulate = |step, max_size| WindowKind::Cumulative {
+        step: ms(step),
+        max_size: ms(max_size),
+    };
+    let cumulative = case(6, cumulate(2, 10));
+    let mut op = create(&cumulative);
+    let Some(Step::Rows(rows)) = cumulative.steps.first() else {
+        panic!("a case starts with rows");
+    };
+    op.on_batch(
+        0,
+        to_batch(rows, &cumulative.schema),
+        &mut Output::default(),
+    )
+    .unwrap();
+    let state = op.snapshot(1).unwrap();
+    assert!(state[0].num_rows() > 0, "the state holds panes");
+    let hop = WindowKind::Hopping {
+        size: ms(10),
+        slide: ms(2),
+    };
+    for other in [hop, cumulate(2, 8), cumulate(1, 10), cumulate(10, 10)] {
+        let mut spec = cumulative.spec.clone();
+        spec.kind = other;
+        let op = spec.create_with(&cumulative.schema, cumulative.max_key_groups);
+        let err = op.unwrap().restore(state.clone()).unwrap_err();
+        assert!(matches!(err, Error::Plan(_)), "{other:?}: {err}");
+        assert!(err.to_string().contains("cumulate"), "{other:?}: {err}");
+    }
+    let hop_case = case(6, hop);
+    let hop_state = create(&hop_case).snapshot(1).unwrap();
+    let err = create(&cumulative).restore(hop_state).unwrap_err();
+    assert!(matches!(err, Error::Plan(_)), "{err}");
+    create(&cumulative).restore(state).unwrap();
 }

@@ -207,6 +207,55 @@ fn hopping_size_not_a_multiple_of_slide() {
 }
 
 #[test]
+fn cumulative_windows_grow_by_steps_and_restart_every_max_size() {
+    // CUMULATE 2 ms up to 6 ms: [0,2) [0,4) [0,6), then [6,8) [6,10) [6,12), ...
+    let spec = spec(
+        WindowKind::Cumulative {
+            step: ms(2),
+            max_size: ms(6),
+        },
+        &["auction"],
+        vec![count_star(), sum("price")],
+    );
+    let mut h = Harness::new(&spec);
+    h.rows(batch(&[
+        (1, Some(7), None, Some(1.0)),
+        (3, Some(7), None, Some(2.0)),
+        (4, Some(8), None, Some(4.0)),
+        (7, Some(7), None, Some(8.0)),
+    ]));
+    assert_eq!(
+        h.watermark(4),
+        [
+            "auction=7 window_start=0 window_end=2 count=1 sum_price=1.0",
+            "auction=7 window_start=0 window_end=4 count=2 sum_price=3.0",
+        ]
+    );
+    // 2 is in [0,4) (fired) and [0,6) (open): it counts in [0,6) only. -1 is in the
+    // period [-6,0), which has fired: late.
+    let late = h.rows(batch(&[
+        (2, Some(8), None, Some(16.0)),
+        (-1, Some(7), None, Some(32.0)),
+    ]));
+    assert_eq!(late, ["ts=-1 auction=7 bidder= price=32.0"]);
+    assert_eq!(
+        h.watermark(8),
+        [
+            "auction=7 window_start=0 window_end=6 count=2 sum_price=3.0",
+            "auction=7 window_start=6 window_end=8 count=1 sum_price=8.0",
+            "auction=8 window_start=0 window_end=6 count=2 sum_price=20.0",
+        ]
+    );
+    assert_eq!(
+        h.watermark(WATERMARK_END),
+        [
+            "auction=7 window_start=6 window_end=10 count=1 sum_price=8.0",
+            "auction=7 window_start=6 window_end=12 count=1 sum_price=8.0",
+        ]
+    );
+}
+
+#[test]
 fn session_bridging_row_merges_two_sessions() {
     let spec = spec(
         WindowKind::Session { gap: ms(5) },
@@ -306,6 +355,20 @@ fn all_state_is_released_after_the_last_watermark() {
     );
     let plan = plan::WindowPlan::new(&hop, &schema()).unwrap();
     let mut op = panes::PaneWindowOperator::new(plan, panes::PaneLayout::new(30, 7), 128).unwrap();
+    run(&mut op);
+    assert_eq!(op.open_state(), (0, 0, 0));
+
+    let cumulate = spec(
+        WindowKind::Cumulative {
+            step: ms(5),
+            max_size: ms(20),
+        },
+        &["auction", "bidder"],
+        aggregates.clone(),
+    );
+    let plan = plan::WindowPlan::new(&cumulate, &schema()).unwrap();
+    let layout = panes::PaneLayout::cumulative(5, 20);
+    let mut op = panes::PaneWindowOperator::new(plan, layout, 128).unwrap();
     run(&mut op);
     assert_eq!(op.open_state(), (0, 0, 0));
 

@@ -67,6 +67,50 @@ fn invalid_specs_are_plan_errors() {
             "larger than its size",
         ),
         (
+            spec(
+                WindowKind::Cumulative {
+                    step: ms(4),
+                    max_size: ms(10),
+                },
+                &[],
+                vec![count_star()],
+            ),
+            "max size (10 ms) is not a multiple of its step (4 ms)",
+        ),
+        (
+            spec(
+                WindowKind::Cumulative {
+                    step: ms(10),
+                    max_size: ms(4),
+                },
+                &[],
+                vec![count_star()],
+            ),
+            "max size (4 ms) is not a multiple of its step (10 ms)",
+        ),
+        (
+            spec(
+                WindowKind::Cumulative {
+                    step: ms(0),
+                    max_size: ms(10),
+                },
+                &[],
+                vec![count_star()],
+            ),
+            "step must be positive",
+        ),
+        (
+            spec(
+                WindowKind::Cumulative {
+                    step: ms(2),
+                    max_size: ms(0),
+                },
+                &[],
+                vec![count_star()],
+            ),
+            "max size must be positive",
+        ),
+        (
             spec(tumble(ms(5)), &["nope"], vec![count_star()]),
             "unknown key column `nope`",
         ),

@@ -1,5 +1,6 @@
-//! `CREATE SINK ... AS SELECT` planned into a [`PipelinePlan`]: a linear pipeline of
-//! runnel operators over one source, validated when the sink is submitted.
+//! `CREATE SINK ... AS SELECT` planned into a [`PipelinePlan`]: a pipeline of runnel
+//! operators over a source (a join adds a second pipeline as its other input), validated
+//! when the sink is submitted.
 //!
 //! Planning runs DataFusion's SQL planner over the declared sources (names, types and
 //! coercions resolve exactly as in DataFusion), then translates the logical plan into
@@ -59,6 +60,14 @@ pub enum WindowSpec {
         /// Inactivity that closes a session.
         gap_ms: u64,
     },
+    /// `CUMULATE(source, column, step, max_size)`: windows starting every `max_size`,
+    /// growing by `step` until they are `max_size` long.
+    Cumulate {
+        /// Growth from one window end to the next.
+        step_ms: u64,
+        /// Length of the largest window, and distance between window starts.
+        max_size_ms: u64,
+    },
 }
 
 impl WindowSpec {
@@ -72,6 +81,13 @@ impl WindowSpec {
                 slide: ms(slide_ms),
             },
             WindowSpec::Session { gap_ms } => WindowKind::Session { gap: ms(gap_ms) },
+            WindowSpec::Cumulate {
+                step_ms,
+                max_size_ms,
+            } => WindowKind::Cumulative {
+                step: ms(step_ms),
+                max_size: ms(max_size_ms),
+            },
         }
     }
 }
@@ -84,6 +100,10 @@ impl fmt::Display for WindowSpec {
                 write!(f, "HOP(slide {slide_ms} ms, size {size_ms} ms)")
             }
             WindowSpec::Session { gap_ms } => write!(f, "SESSION(gap {gap_ms} ms)"),
+            WindowSpec::Cumulate {
+                step_ms,
+                max_size_ms,
+            } => write!(f, "CUMULATE(step {step_ms} ms, max size {max_size_ms} ms)"),
         }
     }
 }
@@ -156,6 +176,28 @@ pub enum Stage {
         keys: Vec<String>,
         /// Aggregates, one output column each.
         aggregates: Vec<AggregateCall>,
+        /// The event-time column the windows are cut by; `None`: the stream's own (the
+        /// source's event time, or `window_end` after an earlier window).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        time: Option<String>,
+    },
+    /// Inner join with a second pipeline, window by window: rows of both sides carry the
+    /// bounds of the window they were aggregated in, and a window's rows are joined once
+    /// the watermark passes its end. Output: this stream's columns, then `right`'s.
+    Join {
+        /// The other side.
+        right: JoinInput,
+        /// Equi-join columns of this side (including `window_start` and `window_end`).
+        left_keys: Vec<String>,
+        /// The matching columns of the other side, pairwise.
+        right_keys: Vec<String>,
+        /// This side's window-end column (one of `left_keys`): the join's clock.
+        left_end: String,
+        /// The other side's window-end column, paired with `left_end`.
+        right_end: String,
+        /// A further condition every joined pair must meet (SQL over the output columns).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        residual: Option<String>,
     },
     /// The first `k` rows of every window by `order_by`, with their rank in `rn`.
     TopK {
@@ -164,6 +206,16 @@ pub enum Stage {
         /// Ranking order.
         order_by: Vec<OrderKey>,
     },
+}
+
+/// The second input of a [`Stage::Join`]: a pipeline of its own, over a source that may
+/// be the same as the first side's (built once and read by both).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinInput {
+    /// The source this side reads, as declared when the sink was planned.
+    pub source: SourceDef,
+    /// Its operators, in order.
+    pub stages: Vec<Stage>,
 }
 
 /// A sink's query as runnel operators: `source -> stages`. Serializable, so that it can

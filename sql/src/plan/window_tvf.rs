@@ -1,5 +1,6 @@
 //! The window table functions `TUMBLE(source, column, size)`, `HOP(source, column,
-//! slide, size)` and `SESSION(source, column, gap)`.
+//! slide, size)`, `CUMULATE(source, column, step, max_size)` and `SESSION(source, column,
+//! gap)`.
 //!
 //! A relation planner turns them into a [`WindowTvf`] node: the source's rows with two
 //! more columns, `window_start` and `window_end`, exactly what the SQL of Flink and
@@ -114,7 +115,7 @@ impl UserDefinedLogicalNodeCore for WindowTvf {
     }
 }
 
-/// Plans `TUMBLE(...)`, `HOP(...)` and `SESSION(...)` in `FROM`.
+/// Plans `TUMBLE(...)`, `HOP(...)`, `CUMULATE(...)` and `SESSION(...)` in `FROM`.
 #[derive(Debug)]
 pub(crate) struct WindowTvfPlanner {
     sources: Sources,
@@ -171,15 +172,10 @@ impl RelationPlanner for WindowTvfPlanner {
         };
         let upper = function.to_uppercase();
         let name_span = name.span();
-        if function == "cumulate" {
-            return Err(located(
-                name_span,
-                "CUMULATE windows are not supported yet (use TUMBLE, HOP or SESSION)",
-            ));
-        }
         let usage = match function.as_str() {
             "tumble" => "TUMBLE(source, time_column, size)",
             "hop" => "HOP(source, time_column, slide, size)",
+            "cumulate" => "CUMULATE(source, time_column, step, max_size)",
             _ => "SESSION(source, time_column, gap)",
         };
         let mut exprs = Vec::new();
@@ -194,7 +190,11 @@ impl RelationPlanner for WindowTvfPlanner {
                 }
             }
         }
-        let expected = if function == "hop" { 4 } else { 3 };
+        let expected = if matches!(function.as_str(), "hop" | "cumulate") {
+            4
+        } else {
+            3
+        };
         if exprs.len() != expected {
             return Err(located(
                 name_span,
@@ -293,6 +293,21 @@ impl RelationPlanner for WindowTvfPlanner {
                 WindowSpec::Hop {
                     slide_ms: *slide,
                     size_ms: *size,
+                }
+            }
+            ("cumulate", [(step, _), (max_size, max_size_span)]) => {
+                if max_size % step != 0 {
+                    return Err(located(
+                        *max_size_span,
+                        format!(
+                            "CUMULATE max size ({max_size} ms) is not a multiple of its step \
+                             ({step} ms): windows grow by whole steps up to the max size"
+                        ),
+                    ));
+                }
+                WindowSpec::Cumulate {
+                    step_ms: *step,
+                    max_size_ms: *max_size,
                 }
             }
             (_, [(gap, _)]) => WindowSpec::Session { gap_ms: *gap },

@@ -1,29 +1,60 @@
-//! The window aggregate: `GROUP BY window_start, window_end, keys` over a window table
-//! function, as one projection (keys and aggregate inputs) and one window stage.
+//! Aggregates: `GROUP BY window_start, window_end, keys` over a window table function, as
+//! one projection (keys and aggregate inputs) and one window stage; the same over the
+//! result of an earlier aggregate (a *regroup*: Nexmark q5's maximum per window); and
+//! `DISTINCT` aggregates, split in two levels as Flink and Calcite do: the window groups
+//! by the keys plus the distinct value, and a regroup per window counts the values.
 
-use datafusion::common::DFSchema;
+use arrow::datatypes::{DataType, IntervalMonthDayNano};
+use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::logical_expr::expr::AggregateFunction;
-use datafusion::logical_expr::{Aggregate, Expr};
+use datafusion::logical_expr::{Aggregate, Cast, Expr};
 use runnel_operators::{WINDOW_END, WINDOW_START};
 
 use super::{Col, Result, Translator, column, column_hint, refuse};
 use crate::plan::locate::Hint;
-use crate::plan::{AggregateCall, AggregateFn, Stage};
+use crate::plan::{AggregateCall, AggregateFn, Stage, WindowSpec};
+
+/// One aggregate call of a query, resolved against the stream built so far.
+pub(super) struct Call {
+    function: AggregateFn,
+    /// The argument (`None` for `COUNT(*)`).
+    arg: Option<Expr>,
+    distinct: bool,
+}
+
+/// The group keys of an aggregate, resolved.
+struct Grouping {
+    /// Key columns, computed by the projection before the window.
+    keys: Vec<String>,
+    /// The output columns of the group expressions, in order.
+    cols: Vec<Col>,
+}
+
+/// Columns of a regroup that stand for the upstream window's bounds.
+const REGROUP_START: &str = "__ws";
+const REGROUP_END: &str = "__we";
+/// A regroup's event time: one millisecond before the upstream window's end, so that its
+/// one-millisecond window closes exactly when the upstream window does.
+const REGROUP_TIME: &str = "__fire";
+/// The value of a single `DISTINCT` argument, a key of the first level.
+const DISTINCT: &str = "__distinct";
 
 impl Translator<'_> {
     pub(super) fn aggregate(&mut self, aggregate: &Aggregate) -> Result<Vec<Col>> {
         let input = self.visit(&aggregate.input)?;
         let schema = aggregate.input.schema();
-        if self.aggregated {
+        if self.pending_rank.is_some() {
             return refuse(
-                "aggregating the result of an aggregate is not supported yet",
+                "ROW_NUMBER() needs its WHERE rn <= N before the result is aggregated",
                 Hint::Word("group".into()),
             );
         }
-        let Some(window) = self.window.take() else {
+        let window = self.window.take();
+        if window.is_none() && !self.aggregated {
             return refuse(
                 "an aggregate without a window is unbounded, which is not supported: \
-                 aggregate over TUMBLE, HOP or SESSION and GROUP BY window_start, window_end",
+                 aggregate over TUMBLE, HOP, SESSION or CUMULATE and GROUP BY window_start, \
+                 window_end",
                 Hint::FirstOf(vec![
                     "group".into(),
                     "count".into(),
@@ -33,46 +64,13 @@ impl Translator<'_> {
                     "avg".into(),
                 ]),
             );
-        };
+        }
         // Group keys and aggregate inputs, computed by one projection before the window.
         let mut inputs: Vec<(Expr, String)> = Vec::new();
-        let mut group_cols = Vec::new();
-        let (mut has_start, mut has_end) = (false, false);
-        let mut keys = Vec::new();
-        for (i, expr) in aggregate.group_expr.iter().enumerate() {
-            if matches!(expr, Expr::GroupingSet(_)) {
-                return refuse(
-                    "GROUPING SETS, CUBE and ROLLUP are not supported",
-                    Hint::Word("group".into()),
-                );
-            }
-            match self.substitute(expr, schema, &input)? {
-                Col::WindowStart => {
-                    has_start = true;
-                    group_cols.push(Col::Expr(column(WINDOW_START)));
-                }
-                Col::WindowEnd => {
-                    has_end = true;
-                    group_cols.push(Col::Expr(column(WINDOW_END)));
-                }
-                Col::Expr(e) => {
-                    let name = add_input(&mut inputs, e, format!("__key{i}"));
-                    keys.push(name.clone());
-                    group_cols.push(Col::Expr(column(&name)));
-                }
-                Col::RowNumber => {
-                    return refuse("cannot group by a ROW_NUMBER() column", column_hint(expr));
-                }
-            }
-        }
-        if !(has_start && has_end) {
-            return refuse(
-                "a window aggregate must GROUP BY both window_start and window_end",
-                Hint::Word("group".into()),
-            );
-        }
-        let mut aggregates = Vec::new();
-        for (i, expr) in aggregate.aggr_expr.iter().enumerate() {
+        let regroup = window.is_none();
+        let grouping = self.grouping(aggregate, schema, &input, regroup, &mut inputs)?;
+        let mut calls = Vec::new();
+        for expr in &aggregate.aggr_expr {
             let mut expr = expr;
             while let Expr::Alias(alias) = expr {
                 expr = &alias.expr;
@@ -80,33 +78,272 @@ impl Translator<'_> {
             let Expr::AggregateFunction(call) = expr else {
                 return refuse(format!("`{expr}` is not an aggregate call"), Hint::None);
             };
-            let (function, column_expr) = self.aggregate_call(call, schema, &input)?;
-            let column = column_expr.map(|e| add_input(&mut inputs, e, format!("__arg{i}")));
-            aggregates.push(AggregateCall {
-                function,
-                column,
-                alias: format!("__agg{i}"),
-            });
+            calls.push(self.aggregate_call(call, schema, &input)?);
         }
+        let distinct_arg = distinct_argument(&calls)?;
+        let mut out_cols = grouping.cols;
+        match window {
+            Some(window) if distinct_arg.is_some() => {
+                if matches!(window, WindowSpec::Session { .. }) {
+                    return refuse(
+                        "DISTINCT aggregates over SESSION windows are not supported: sessions \
+                         of the distinct values would not be the sessions of the keys",
+                        Hint::Word("distinct".into()),
+                    );
+                }
+                // Its own column even when the value is also a key or another input.
+                inputs.extend(distinct_arg.map(|arg| (arg, DISTINCT.to_string())));
+                self.window_stage(window, &grouping.keys, &calls, inputs, true)?;
+                out_cols.extend(self.distinct_second_level(&grouping.keys, &calls)?);
+            }
+            Some(window) => {
+                out_cols.extend(self.window_stage(
+                    window,
+                    &grouping.keys,
+                    &calls,
+                    inputs,
+                    false,
+                )?);
+            }
+            None if distinct_arg.is_some() => {
+                return refuse(
+                    "DISTINCT aggregates over the result of an aggregate are not supported",
+                    Hint::Word("distinct".into()),
+                );
+            }
+            None => {
+                let aggregates = self.plain_calls(&calls, &mut inputs);
+                out_cols.extend(self.regroup(&grouping.keys, aggregates, inputs)?);
+            }
+        }
+        self.aggregated = true;
+        Ok(out_cols)
+    }
+
+    /// Resolves the `GROUP BY` expressions: the window bounds (of the window table
+    /// function, or of the earlier aggregate for a regroup) and the keys.
+    fn grouping(
+        &self,
+        aggregate: &Aggregate,
+        schema: &DFSchema,
+        input: &[Col],
+        regroup: bool,
+        inputs: &mut Vec<(Expr, String)>,
+    ) -> Result<Grouping> {
+        let (mut has_start, mut has_end) = (false, false);
+        let mut keys = Vec::new();
+        let mut cols = Vec::new();
+        for (i, expr) in aggregate.group_expr.iter().enumerate() {
+            if matches!(expr, Expr::GroupingSet(_)) {
+                return refuse(
+                    "GROUPING SETS, CUBE and ROLLUP are not supported",
+                    Hint::Word("group".into()),
+                );
+            }
+            let col = self.substitute(expr, schema, input)?;
+            let bound = match &col {
+                Col::WindowStart => Some(WINDOW_START),
+                Col::WindowEnd => Some(WINDOW_END),
+                Col::Expr(Expr::Column(c)) if regroup => [WINDOW_START, WINDOW_END]
+                    .into_iter()
+                    .find(|b| c.name == *b),
+                _ => None,
+            };
+            match (bound, col) {
+                (Some(WINDOW_START), _) if !has_start => {
+                    has_start = true;
+                    cols.push(Col::Expr(column(WINDOW_START)));
+                }
+                (Some(WINDOW_END), _) if !has_end => {
+                    has_end = true;
+                    cols.push(Col::Expr(column(WINDOW_END)));
+                }
+                (_, Col::RowNumber) => {
+                    return refuse("cannot group by a ROW_NUMBER() column", column_hint(expr));
+                }
+                (_, Col::WindowStart | Col::WindowEnd) => {
+                    return refuse(
+                        "group by window_start and window_end once each",
+                        column_hint(expr),
+                    );
+                }
+                (_, Col::Expr(e)) => {
+                    let name = add_input(inputs, e, format!("__key{i}"));
+                    keys.push(name.clone());
+                    cols.push(Col::Expr(column(&name)));
+                }
+            }
+        }
+        if !(has_start && has_end) {
+            // The first key written, when there is one: a query may hold several GROUP BYs.
+            let hint = aggregate
+                .group_expr
+                .first()
+                .map(column_hint)
+                .filter(|h| !matches!(h, Hint::None))
+                .unwrap_or(Hint::Word("group".into()));
+            return refuse(
+                "a window aggregate must GROUP BY both window_start and window_end",
+                hint,
+            );
+        }
+        Ok(Grouping { keys, cols })
+    }
+
+    /// The aggregate calls without `DISTINCT`, as window aggregates named `__agg{i}`, with
+    /// their inputs added to the projection before the window.
+    fn plain_calls(&self, calls: &[Call], inputs: &mut Vec<(Expr, String)>) -> Vec<AggregateCall> {
+        calls
+            .iter()
+            .enumerate()
+            .map(|(i, call)| AggregateCall {
+                function: call.function,
+                column: call
+                    .arg
+                    .clone()
+                    .map(|e| add_input(inputs, e, format!("__arg{i}"))),
+                alias: format!("__agg{i}"),
+            })
+            .collect()
+    }
+
+    /// Projects `inputs` (plus the source's event time) and adds the window stage; with
+    /// `split`, the first level of a `DISTINCT` aggregate: keyed by the distinct value
+    /// too, with partial aggregates the second level combines. Returns the aggregate
+    /// output columns (plain case).
+    fn window_stage(
+        &mut self,
+        window: WindowSpec,
+        keys: &[String],
+        calls: &[Call],
+        mut inputs: Vec<(Expr, String)>,
+        split: bool,
+    ) -> Result<Vec<Col>> {
+        let aggregates = if split {
+            partial_calls(calls, &mut inputs)
+        } else {
+            self.plain_calls(calls, &mut inputs)
+        };
         let time = self.time_column.clone();
         // The window reads event time from the source's column, under its own name.
         add_input(&mut inputs, column(&time), "__time".into());
         self.project(inputs)?;
-        let mut out_cols = group_cols;
-        let mut current = keys.clone();
-        current.extend([WINDOW_START.to_string(), WINDOW_END.to_string()]);
-        for call in &aggregates {
-            out_cols.push(Col::Expr(column(&call.alias)));
-            current.push(call.alias.clone());
+        let mut window_keys = keys.to_vec();
+        if split {
+            window_keys.push(DISTINCT.into());
         }
+        let mut current = window_keys.clone();
+        current.extend([WINDOW_START.to_string(), WINDOW_END.to_string()]);
+        current.extend(aggregates.iter().map(|a| a.alias.clone()));
+        let out = aggregates
+            .iter()
+            .map(|a| Col::Expr(column(&a.alias)))
+            .collect();
         self.stages.push(Stage::Window {
             window,
-            keys,
+            keys: window_keys,
             aggregates,
+            time: None,
         });
         self.current = current;
-        self.aggregated = true;
-        Ok(out_cols)
+        Ok(out)
+    }
+
+    /// The second level of a `DISTINCT` aggregate: per keys and window, the distinct
+    /// aggregates over the first level's distinct values, the others combined from its
+    /// partials. Returns the aggregate output columns.
+    fn distinct_second_level(&mut self, keys: &[String], calls: &[Call]) -> Result<Vec<Col>> {
+        let mut aggregates = Vec::new();
+        let mut out = Vec::new();
+        let combine = |function, column: String, alias: String| AggregateCall {
+            function,
+            column: Some(column),
+            alias,
+        };
+        for (i, call) in calls.iter().enumerate() {
+            let alias = format!("__agg{i}");
+            if call.distinct {
+                aggregates.push(combine(call.function, DISTINCT.into(), alias.clone()));
+                out.push(Col::Expr(column(&alias)));
+                continue;
+            }
+            match call.function {
+                AggregateFn::Count | AggregateFn::Sum => {
+                    aggregates.push(combine(AggregateFn::Sum, format!("__p{i}"), alias.clone()));
+                    out.push(Col::Expr(column(&alias)));
+                }
+                AggregateFn::Min | AggregateFn::Max => {
+                    aggregates.push(combine(call.function, format!("__p{i}"), alias.clone()));
+                    out.push(Col::Expr(column(&alias)));
+                }
+                AggregateFn::Avg => {
+                    let (sum, count) = (format!("__s{i}"), format!("__c{i}"));
+                    aggregates.push(combine(AggregateFn::Sum, format!("__p{i}s"), sum.clone()));
+                    aggregates.push(combine(AggregateFn::Sum, format!("__p{i}c"), count.clone()));
+                    out.push(Col::Expr(double(column(&sum)) / double(column(&count))));
+                }
+            }
+        }
+        let mut inputs: Vec<(Expr, String)> = Vec::new();
+        for name in self.current.clone() {
+            add_input(&mut inputs, column(&name), name);
+        }
+        self.regroup(keys, aggregates, inputs)?;
+        Ok(out)
+    }
+
+    /// Aggregates an already windowed stream per `keys` and upstream window: a window of
+    /// one millisecond ending where the upstream window ends, keyed by the upstream
+    /// window's bounds, so it closes exactly when the upstream window's rows are all in
+    /// (they are emitted before the watermark that closes them). `inputs` must hold the
+    /// keys and the aggregates' inputs. Returns the aggregate output columns.
+    fn regroup(
+        &mut self,
+        keys: &[String],
+        aggregates: Vec<AggregateCall>,
+        mut inputs: Vec<(Expr, String)>,
+    ) -> Result<Vec<Col>> {
+        inputs.retain(|(_, name)| {
+            keys.contains(name)
+                || aggregates
+                    .iter()
+                    .any(|a| a.column.as_deref() == Some(name.as_str()))
+        });
+        inputs.push((column(WINDOW_START), REGROUP_START.into()));
+        inputs.push((column(WINDOW_END), REGROUP_END.into()));
+        let one_ms =
+            ScalarValue::IntervalMonthDayNano(Some(IntervalMonthDayNano::new(0, 0, 1_000_000)));
+        inputs.push((
+            column(WINDOW_END) - Expr::Literal(one_ms, None),
+            REGROUP_TIME.into(),
+        ));
+        self.project(inputs)?;
+        let mut window_keys = keys.to_vec();
+        window_keys.extend([REGROUP_START.to_string(), REGROUP_END.to_string()]);
+        let mut current = window_keys.clone();
+        current.extend([WINDOW_START.to_string(), WINDOW_END.to_string()]);
+        current.extend(aggregates.iter().map(|a| a.alias.clone()));
+        let mut after: Vec<(Expr, String)> = keys.iter().map(|k| (column(k), k.clone())).collect();
+        after.push((column(REGROUP_START), WINDOW_START.into()));
+        after.push((column(REGROUP_END), WINDOW_END.into()));
+        after.extend(
+            aggregates
+                .iter()
+                .map(|a| (column(&a.alias), a.alias.clone())),
+        );
+        let out = aggregates
+            .iter()
+            .map(|a| Col::Expr(column(&a.alias)))
+            .collect();
+        self.stages.push(Stage::Window {
+            window: WindowSpec::Tumble { size_ms: 1 },
+            keys: window_keys,
+            aggregates,
+            time: Some(REGROUP_TIME.into()),
+        });
+        self.current = current;
+        self.project(after)?;
+        Ok(out)
     }
 
     pub(super) fn aggregate_call(
@@ -114,15 +351,9 @@ impl Translator<'_> {
         call: &AggregateFunction,
         schema: &DFSchema,
         input: &[Col],
-    ) -> Result<(AggregateFn, Option<Expr>)> {
+    ) -> Result<Call> {
         let name = call.func.name().to_lowercase();
         let params = &call.params;
-        if params.distinct {
-            return refuse(
-                format!("{}(DISTINCT ...) is not supported yet", name.to_uppercase()),
-                Hint::Word("distinct".into()),
-            );
-        }
         if params.filter.is_some() {
             return refuse(
                 "aggregate FILTER clauses are not supported yet",
@@ -157,11 +388,20 @@ impl Translator<'_> {
         if function == AggregateFn::Count
             && let Expr::Literal(value, _) = arg
             && !value.is_null()
+            && !params.distinct
         {
-            return Ok((AggregateFn::Count, None));
+            return Ok(Call {
+                function,
+                arg: None,
+                distinct: false,
+            });
         }
         let expr = self.substitute_expr(arg, schema, input)?;
-        Ok((function, Some(expr)))
+        Ok(Call {
+            function,
+            arg: Some(expr),
+            distinct: params.distinct,
+        })
     }
 }
 
@@ -177,4 +417,49 @@ fn add_input(inputs: &mut Vec<(Expr, String)>, expr: Expr, fallback: String) -> 
     };
     inputs.push((expr, name.clone()));
     name
+}
+
+/// The argument shared by the `DISTINCT` calls, if any: one distinct argument per query
+/// (as in Flink's split of distinct aggregates).
+fn distinct_argument(calls: &[Call]) -> Result<Option<Expr>> {
+    let mut args = calls.iter().filter(|c| c.distinct).map(|c| &c.arg);
+    let Some(first) = args.next() else {
+        return Ok(None);
+    };
+    if args.any(|a| a != first) {
+        return refuse(
+            "DISTINCT aggregates over different arguments in one query are not supported",
+            Hint::Word("distinct".into()),
+        );
+    }
+    Ok(first.clone())
+}
+
+/// The first level's aggregates of a split `DISTINCT` aggregate: the partials of the
+/// calls without `DISTINCT` (`__p{i}`; `AVG` as a sum `__p{i}s` and a count `__p{i}c`).
+fn partial_calls(calls: &[Call], inputs: &mut Vec<(Expr, String)>) -> Vec<AggregateCall> {
+    let mut partials = Vec::new();
+    for (i, call) in calls.iter().enumerate().filter(|(_, c)| !c.distinct) {
+        let column = call
+            .arg
+            .clone()
+            .map(|e| add_input(inputs, e, format!("__arg{i}")));
+        let partial = |function, alias: String| AggregateCall {
+            function,
+            column: column.clone(),
+            alias,
+        };
+        match call.function {
+            AggregateFn::Avg => {
+                partials.push(partial(AggregateFn::Sum, format!("__p{i}s")));
+                partials.push(partial(AggregateFn::Count, format!("__p{i}c")));
+            }
+            function => partials.push(partial(function, format!("__p{i}"))),
+        }
+    }
+    partials
+}
+
+fn double(expr: Expr) -> Expr {
+    Expr::Cast(Cast::new(Box::new(expr), DataType::Float64))
 }

@@ -9,9 +9,12 @@
 //! computed once, where the next stateful operator (window, top-K) or the sink needs
 //! them. Filters are applied where they stand.
 //!
+//! A join translates its second input with a translator of its own; the result is a
+//! [`Stage::Join`] holding that pipeline.
+//!
 //! What cannot run incrementally is refused with the reason: aggregates without a
-//! window (unbounded state), `ORDER BY`/`LIMIT` over a whole stream, joins, window
-//! functions other than a top-N `ROW_NUMBER()`, `COUNT(DISTINCT ...)`.
+//! window (unbounded state), `ORDER BY`/`LIMIT` over a whole stream, joins other than
+//! window by window, window functions other than a top-N `ROW_NUMBER()`.
 
 use std::collections::HashMap;
 
@@ -22,6 +25,7 @@ use datafusion::logical_expr::{Expr, LogicalPlan};
 use runnel_operators::{WINDOW_END, WINDOW_START};
 
 mod aggregate;
+mod join;
 mod rank;
 
 use crate::plan::exprs::expr_to_sql_text;
@@ -53,17 +57,7 @@ pub(crate) fn translate(
     plan: &LogicalPlan,
     sources: &HashMap<String, SourceDef>,
 ) -> Result<(String, Vec<Stage>)> {
-    let mut t = Translator {
-        sources,
-        source: None,
-        time_column: String::new(),
-        current: Vec::new(),
-        window: None,
-        aggregated: false,
-        ranked: false,
-        pending_rank: None,
-        stages: Vec::new(),
-    };
+    let mut t = Translator::new(sources);
     let cols = t.visit(plan)?;
     t.finish(cols, plan.schema())?;
     let source = t.source.ok_or_else(|| {
@@ -86,6 +80,22 @@ struct Translator<'a> {
     /// The order of a `ROW_NUMBER()` waiting for its `WHERE rn <= N`.
     pending_rank: Option<Vec<(Expr, bool)>>,
     stages: Vec<Stage>,
+}
+
+impl<'a> Translator<'a> {
+    fn new(sources: &'a HashMap<String, SourceDef>) -> Self {
+        Translator {
+            sources,
+            source: None,
+            time_column: String::new(),
+            current: Vec::new(),
+            window: None,
+            aggregated: false,
+            ranked: false,
+            pending_rank: None,
+            stages: Vec::new(),
+        }
+    }
 }
 
 fn column(name: &str) -> Expr {
@@ -187,10 +197,7 @@ impl Translator<'_> {
                  with ROW_NUMBER() ... WHERE rn <= N",
                 Hint::Word("limit".into()),
             ),
-            LogicalPlan::Join(_) => refuse(
-                "joins are not supported yet",
-                Hint::FirstOf(vec!["join".into(), ",".into()]),
-            ),
+            LogicalPlan::Join(join) => self.join(join),
             LogicalPlan::Union(_) => {
                 refuse("UNION is not supported yet", Hint::Word("union".into()))
             }
@@ -381,18 +388,16 @@ impl Translator<'_> {
 
     fn finish(&mut self, cols: Vec<Col>, schema: &DFSchema) -> Result<()> {
         if let Some(window) = self.window {
-            let name = match window {
-                WindowSpec::Tumble { .. } => "tumble",
-                WindowSpec::Hop { .. } => "hop",
-                WindowSpec::Session { .. } => "session",
-            };
+            // The function's name is the Display text up to its parenthesis.
+            let text = window.to_string();
+            let name = text.split('(').next().unwrap_or_default().to_lowercase();
             return refuse(
                 format!(
                     "{} without an aggregate is not supported yet: GROUP BY window_start, \
                      window_end",
                     name.to_uppercase()
                 ),
-                Hint::Call(name.into()),
+                Hint::Call(name),
             );
         }
         if self.pending_rank.is_some() {
