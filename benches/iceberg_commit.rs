@@ -1,7 +1,8 @@
 //! The Iceberg sink's commit path on the embedded catalog (sqlite + local files): how long
 //! phase 1 (Parquet files at the barrier) and phase 2 (one snapshot per epoch) take, how
-//! many files each commit adds, and how the table's metadata grows with every snapshot
-//! kept versus a snapshot retention.
+//! many files each commit adds, how the table's metadata grows with every snapshot kept
+//! versus a snapshot retention, and what compaction (every 10 commits) does to the number
+//! of data files, to commit latency and to the time a full scan of the table takes.
 //! `cargo bench -p runnel-benches --bench iceberg_commit` (`ICEBERG_EPOCHS=N` to change
 //! the number of epochs, 300 by default).
 
@@ -12,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use arrow::array::{Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use runnel_connectors::iceberg::{IcebergCatalog, IcebergSink};
+use runnel_connectors::iceberg::{
+    Compaction, EPOCH_PROPERTY, IcebergCatalog, IcebergSink, live_data_files, read_table,
+};
 use runnel_runtime::{Sink, Staged};
 
 /// Sink subtasks, each staging one file per epoch.
@@ -46,14 +49,24 @@ struct Run {
     files: Vec<u64>,
     snapshots: usize,
     metadata_bytes: u64,
+    live_files: usize,
+    scan: Duration,
+    rows: usize,
 }
 
-async fn run(dir: &Path, epochs: u64, retention: Option<NonZeroUsize>) -> Run {
+/// How a run keeps its table.
+struct Upkeep {
+    retention: Option<NonZeroUsize>,
+    compaction: Option<Compaction>,
+}
+
+async fn run(dir: &Path, epochs: u64, upkeep: &Upkeep) -> Run {
     let catalog = IcebergCatalog::embedded(dir).await.expect("catalog");
     let mut sink = IcebergSink::new(catalog, "bench", "bench.sink", schema())
         .await
-        .expect("sink");
-    if let Some(keep) = retention {
+        .expect("sink")
+        .with_compaction(upkeep.compaction);
+    if let Some(keep) = upkeep.retention {
         sink = sink.with_snapshot_retention(keep);
     }
     let mut writers = Vec::new();
@@ -66,6 +79,9 @@ async fn run(dir: &Path, epochs: u64, retention: Option<NonZeroUsize>) -> Run {
         files: Vec::new(),
         snapshots: 0,
         metadata_bytes: 0,
+        live_files: 0,
+        scan: Duration::ZERO,
+        rows: 0,
     };
     let mut next = 0;
     for epoch in 1..=epochs {
@@ -85,8 +101,13 @@ async fn run(dir: &Path, epochs: u64, retention: Option<NonZeroUsize>) -> Run {
         sink.commit(epoch, staged).await.expect("commit");
         run.commit.push(t.elapsed());
         let table = sink.table().await.expect("table");
-        let snapshot = table.metadata().current_snapshot().expect("snapshot");
-        let added = snapshot.summary().additional_properties["added-data-files"]
+        let epoch_text = epoch.to_string();
+        let append = table
+            .metadata()
+            .snapshots()
+            .find(|s| s.summary().additional_properties.get(EPOCH_PROPERTY) == Some(&epoch_text))
+            .expect("the epoch's snapshot");
+        let added = append.summary().additional_properties["added-data-files"]
             .parse()
             .expect("added-data-files");
         run.files.push(added);
@@ -96,6 +117,11 @@ async fn run(dir: &Path, epochs: u64, retention: Option<NonZeroUsize>) -> Run {
     let location = table.metadata_location().expect("metadata location");
     let path = location.strip_prefix("file://").unwrap_or(location);
     run.metadata_bytes = std::fs::metadata(path).expect("metadata file").len();
+    run.live_files = live_data_files(&table).await.expect("data files").len();
+    let t = Instant::now();
+    let rows: Vec<RecordBatch> = read_table(&table).await.expect("scan");
+    run.scan = t.elapsed();
+    run.rows = rows.iter().map(RecordBatch::num_rows).sum();
     run
 }
 
@@ -118,7 +144,7 @@ fn report(label: &str, run: &Run) {
     println!(
         "{label:<22} stage {:>6.2} ms/epoch | commit {:>6.2} ms mean, p50 {:>6.2}, p99 {:>6.2} | \
          first 10% {:>6.2} ms, last 10% {:>6.2} ms | {files:.1} files/commit | {} snapshots, \
-         metadata {} KiB",
+         metadata {} KiB | {} live files, full scan {:.0} ms ({} rows)",
         ms(&run.stage),
         ms(&run.commit),
         percentile(&run.commit, 0.5),
@@ -127,6 +153,9 @@ fn report(label: &str, run: &Run) {
         ms(last),
         run.snapshots,
         run.metadata_bytes / 1024,
+        run.live_files,
+        run.scan.as_secs_f64() * 1e3,
+        run.rows,
     );
 }
 
@@ -145,9 +174,22 @@ fn main() {
          local disk"
     );
     let keep = NonZeroUsize::new(10).expect("non-zero");
-    for (label, retention) in [("every snapshot kept", None), ("retention 10", Some(keep))] {
+    let runs = [
+        ("every snapshot kept", None, None),
+        ("retention 10", Some(keep), None),
+        (
+            "retention 10, compact",
+            Some(keep),
+            Some(Compaction::default()),
+        ),
+    ];
+    for (label, retention, compaction) in runs {
         let dir = tempfile::tempdir().expect("tempdir");
-        let run = runtime.block_on(run(dir.path(), epochs, retention));
+        let upkeep = Upkeep {
+            retention,
+            compaction,
+        };
+        let run = runtime.block_on(run(dir.path(), epochs, &upkeep));
         report(label, &run);
     }
 }

@@ -1,12 +1,14 @@
 //! The Iceberg sink end to end: a job copies Nexmark bids from the embedded log (appended
-//! while it runs) into an Iceberg table on a local data directory, is killed at seeded random moments (between
-//! and inside the two commit phases) and restarted, and in the end the table holds every
-//! bid exactly once, one snapshot per committed epoch. PyIceberg then reads the same
-//! table through the same SQL catalog and sees the same rows.
+//! while it runs) into an Iceberg table on a local data directory, is killed at seeded
+//! random moments (between and inside the two commit phases, and inside compactions, every
+//! 4 commits) and restarted, and in the end the table holds every bid exactly once, one
+//! snapshot per committed epoch plus the compactions' `replace` snapshots. PyIceberg then
+//! reads the same table through the same SQL catalog and sees the same rows.
 
 mod common;
 
 use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,8 +22,8 @@ use object_store::path::Path;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use runnel_connectors::iceberg::{
-    CATALOG_NAME, EPOCH_PROPERTY, IcebergCatalog, IcebergSink, NAMESPACE, SINK_ID_PROPERTY,
-    read_table,
+    CATALOG_NAME, COMPACTED_EPOCH_PROPERTY, Compaction, EPOCH_PROPERTY, IcebergCatalog,
+    IcebergSink, NAMESPACE, SINK_ID_PROPERTY, live_data_files, read_table,
 };
 use runnel_connectors::log::{EmbeddedLog, LogSource, SyncedLocalFileSystem, Topic};
 use runnel_connectors::nexmark::{NexmarkOptions, NexmarkTable, generate_partition};
@@ -45,9 +47,14 @@ async fn copy_job(
         .poll_interval(Duration::from_millis(5));
     let source = Arc::new(source);
     let stream = flow.source("bids", source, watermark).unwrap();
+    let compaction = Compaction {
+        every_commits: NonZeroUsize::new(4).unwrap(),
+        ..Compaction::default()
+    };
     let sink = IcebergSink::new(catalog, TABLE, SINK_ID, stream.schema().clone())
         .await
-        .unwrap();
+        .unwrap()
+        .with_compaction(Some(compaction));
     stream.sink("iceberg", Arc::new(sink)).unwrap();
     flow.build().unwrap()
 }
@@ -159,20 +166,31 @@ async fn killed_and_restarted_the_table_holds_every_bid_once_and_pyiceberg_reads
     assert_eq!(got.len(), expected.len(), "rows lost or duplicated");
     assert!(got == expected, "the table's rows differ from the bids");
 
-    let mut epochs: Vec<u64> = table
-        .metadata()
-        .snapshots()
-        .map(|s| {
-            let summary = &s.summary().additional_properties;
-            assert_eq!(summary[SINK_ID_PROPERTY], SINK_ID);
-            summary[EPOCH_PROPERTY].parse().unwrap()
-        })
-        .collect();
-    let snapshots = epochs.len();
+    let mut epochs: Vec<u64> = Vec::new();
+    let mut compactions = 0;
+    for snapshot in table.metadata().snapshots() {
+        let summary = &snapshot.summary().additional_properties;
+        assert_eq!(summary[SINK_ID_PROPERTY], SINK_ID);
+        match summary.get(EPOCH_PROPERTY) {
+            Some(epoch) => epochs.push(epoch.parse().unwrap()),
+            None => {
+                assert!(
+                    summary.contains_key(COMPACTED_EPOCH_PROPERTY),
+                    "{summary:?}"
+                );
+                compactions += 1;
+            }
+        }
+    }
+    let appends = epochs.len();
     epochs.sort();
     epochs.dedup();
-    assert_eq!(epochs.len(), snapshots, "an epoch was committed twice");
-    assert!(snapshots > 1, "{snapshots} snapshots");
+    assert_eq!(epochs.len(), appends, "an epoch was committed twice");
+    assert!(appends > 1, "{appends} appends");
+    assert!(compactions > 0, "no compaction in {appends} commits");
+    let files = live_data_files(&table).await.unwrap().len();
+    assert!(files < 2 * appends, "{files} files after {appends} commits");
+    let snapshots = appends + compactions;
 
     // PyIceberg, through the same catalog file and name.
     let out = dir.path().join("pyiceberg.arrow");

@@ -21,6 +21,7 @@ use object_store::path::Path;
 use runnel_runtime::{Error, Result};
 
 use super::iceberg_error;
+use super::swap::MetadataSwap;
 use crate::log::SyncedLocalFileSystem;
 
 /// Name of the embedded SQL catalog (a reader must open it under the same name).
@@ -38,6 +39,9 @@ pub struct IcebergCatalog {
     catalog: Arc<dyn Catalog>,
     store: Arc<dyn ObjectStore>,
     root: Path,
+    /// The catalog's raw metadata swap, for commits iceberg's transactions cannot make
+    /// (compaction); only the embedded catalog has one.
+    swap: Option<MetadataSwap>,
 }
 
 impl fmt::Debug for IcebergCatalog {
@@ -56,6 +60,7 @@ impl IcebergCatalog {
             catalog,
             store,
             root,
+            swap: None,
         }
     }
 
@@ -67,6 +72,7 @@ impl IcebergCatalog {
         std::fs::create_dir_all(&warehouse).map_err(external)?;
         let dir = dir.canonicalize().map_err(external)?;
         let uri = format!("sqlite:{}?mode=rwc", dir.join(CATALOG_DB).display());
+        let swap = MetadataSwap::open(&uri, CATALOG_NAME).await?;
         let catalog = SqlCatalogBuilder::default()
             .uri(uri)
             .warehouse_location(format!("file://{}", dir.join(WAREHOUSE_DIR).display()))
@@ -77,11 +83,10 @@ impl IcebergCatalog {
             .map_err(iceberg_error("opening the embedded Iceberg catalog"))?;
         let store = SyncedLocalFileSystem::new(&dir)
             .map_err(|e| Error::external(format!("data directory {}", dir.display()), e))?;
-        Ok(Self::new(
-            Arc::new(catalog),
-            Arc::new(store),
-            Path::from(""),
-        ))
+        Ok(IcebergCatalog {
+            swap: Some(swap),
+            ..Self::new(Arc::new(catalog), Arc::new(store), Path::from(""))
+        })
     }
 
     /// The Iceberg catalog.
@@ -95,6 +100,10 @@ impl IcebergCatalog {
 
     pub(crate) fn root(&self) -> &Path {
         &self.root
+    }
+
+    pub(crate) fn metadata_swap(&self) -> Option<&MetadataSwap> {
+        self.swap.as_ref()
     }
 
     /// The identifier of table `name` in [`NAMESPACE`].

@@ -8,8 +8,9 @@
 //! 4. Otherwise one `fast_append` of every subtask's files, with the sink id and epoch in
 //!    the snapshot summary, committed through [`EpochGuard`] so that steps 1 and 2 are
 //!    checked again atomically with the commit; then the ledger records the epoch.
-//! 5. With a snapshot retention set, snapshots beyond it are expired ([`retention`]), only
-//!    now that the ledger holds the epoch.
+//! 5. When due, the sink's small files are compacted into a `replace` snapshot
+//!    ([`compaction`]); with a snapshot retention set, snapshots beyond it are expired
+//!    ([`retention`]). Both run only now that the ledger holds the epoch.
 //!
 //! An error from the commit leaves its outcome unknown (the catalog may have swapped the
 //! metadata before the connection failed). It is resolved by reloading the table and
@@ -20,6 +21,7 @@
 //! old epoch after its successor committed a newer one changes nothing.
 //!
 //! [`retention`]: super::retention
+//! [`compaction`]: super::compaction
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
@@ -30,6 +32,7 @@ use iceberg::transaction::{ApplyTransactionAction, Transaction};
 use runnel_runtime::{Epoch, Error, Result, Staged};
 
 use super::catalog::IcebergCatalog;
+use super::compaction::{self, COMPACTED_EPOCH_PROPERTY, Compaction};
 use super::guard::EpochGuard;
 use super::iceberg_error;
 use super::ledger::Ledger;
@@ -64,9 +67,12 @@ pub(crate) fn newest_generation(metadata: &TableMetadata, sink_id: &str) -> Opti
 }
 
 /// The newest epoch `sink_id` committed to a table, over every snapshot its metadata
-/// still holds.
+/// still holds: its appends, and its compactions, which record the newest epoch whose
+/// rows they hold (so an epoch stays known once the append it was replaced by expired).
 pub(crate) fn last_committed_epoch(metadata: &TableMetadata, sink_id: &str) -> Option<Epoch> {
-    max_of_own(metadata, sink_id, EPOCH_PROPERTY)
+    let appended = max_of_own(metadata, sink_id, EPOCH_PROPERTY);
+    let compacted = max_of_own(metadata, sink_id, COMPACTED_EPOCH_PROPERTY);
+    appended.max(compacted)
 }
 
 /// Commits epochs of one sink into one table.
@@ -78,6 +84,8 @@ pub(crate) struct Committer {
     pub ledger: Ledger,
     /// How many snapshots the table keeps after each commit; `None` keeps them all.
     pub retention: Option<NonZeroUsize>,
+    /// When the sink's small files are merged; `None` never.
+    pub compaction: Option<Compaction>,
 }
 
 impl Committer {
@@ -165,6 +173,9 @@ impl Committer {
             );
         }
         self.ledger.record(epoch).await?;
+        if let Some(policy) = &self.compaction {
+            compaction::compact_if_due(&self.catalog, &self.table, &self.sink_id, policy).await;
+        }
         if let Some(keep) = self.retention {
             retention::expire(&self.catalog, &self.table, keep).await;
         }

@@ -19,16 +19,13 @@
 //! Files staged for an epoch that never got a checkpoint stay unreferenced (orphans that a
 //! table maintenance job may delete).
 //!
-//! Phase 1 lives in [`writer`], phase 2 in [`commit`] and [`guard`]; snapshot expiry, an
-//! option of the sink, in [`retention`].
-//!
-//! Compaction is not done: iceberg 0.10 has no action that replaces data files (only
-//! `fast_append` and `expire_snapshots`), so small files must be merged by another
-//! engine's rewrite for now. Such a snapshot lacks the sink's `runnel.*` properties and is
-//! treated like any other foreign commit.
+//! Phase 1 lives in [`writer`], phase 2 in [`commit`] and [`guard`]; table upkeep, options
+//! of the sink, in [`compaction`] (small files merged into a `replace` snapshot, every 10
+//! commits by default) and [`retention`] (snapshot expiry).
 
 mod catalog;
 mod commit;
+mod compaction;
 mod guard;
 mod ledger;
 mod read;
@@ -36,10 +33,12 @@ mod retention;
 mod schema;
 mod sink;
 mod staged;
+mod swap;
 mod writer;
 
 pub use catalog::{CATALOG_DB, CATALOG_NAME, IcebergCatalog, NAMESPACE, WAREHOUSE_DIR};
 pub use commit::{EPOCH_PROPERTY, SINK_ID_PROPERTY, WRITER_GENERATION_PROPERTY};
+pub use compaction::{COMPACTED_EPOCH_PROPERTY, Compacted, Compaction, compact, live_data_files};
 pub use read::read_table;
 pub use sink::IcebergSink;
 

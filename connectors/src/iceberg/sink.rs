@@ -10,6 +10,7 @@ use runnel_runtime::{Epoch, Result, Sink, SinkWriter, Staged};
 
 use super::catalog::IcebergCatalog;
 use super::commit::Committer;
+use super::compaction::Compaction;
 use super::ledger::Ledger;
 use super::schema::{Conformer, check_compatible, table_schema};
 use super::writer::IcebergWriter;
@@ -82,6 +83,7 @@ impl IcebergSink {
                 sink_id: sink_id.to_string(),
                 ledger,
                 retention: None,
+                compaction: Some(Compaction::default()),
             },
             table: loaded,
             conformer,
@@ -97,6 +99,16 @@ impl IcebergSink {
     #[must_use]
     pub fn with_snapshot_retention(mut self, keep: NonZeroUsize) -> Self {
         self.committer.retention = Some(keep);
+        self
+    }
+
+    /// When to merge the sink's small files ([`Compaction`]; by default every 10 commits,
+    /// files under 32 MiB), or `None` to never compact. Compaction needs a catalog that
+    /// can commit a `replace` snapshot (the embedded one); with another catalog it does
+    /// nothing.
+    #[must_use]
+    pub fn with_compaction(mut self, policy: Option<Compaction>) -> Self {
+        self.committer.compaction = policy;
         self
     }
 

@@ -14,6 +14,7 @@ use tempfile::TempDir;
 
 use super::*;
 
+mod compaction;
 mod faults;
 mod unreliable;
 

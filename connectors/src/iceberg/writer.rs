@@ -14,7 +14,7 @@
 
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
-use iceberg::spec::DataFileFormat;
+use iceberg::spec::{DataFile, DataFileFormat};
 use iceberg::table::Table;
 use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
 use iceberg::writer::file_writer::ParquetWriterBuilder;
@@ -61,35 +61,42 @@ impl IcebergWriter {
 
     /// Writes the buffered rows as data files of `epoch`, without taking them.
     async fn write_files(&self, epoch: Epoch) -> Result<serde_json::Value> {
-        let error = || iceberg_error(format!("writing Iceberg table {}", self.table_name));
-        let metadata = self.table.metadata();
-        let properties = metadata.table_properties().map_err(error())?;
-        let parquet = ParquetWriterBuilder::from_table_properties(
-            &properties,
-            metadata.current_schema().clone(),
-        );
-        let locations = DefaultLocationGenerator::new(metadata).map_err(error())?;
-        let names = DefaultFileNameGenerator::new(
-            format!("{}-{epoch:020}-{}", self.sink_id, self.writer_id),
-            None,
-            DataFileFormat::Parquet,
-        );
-        let rolling = RollingFileWriterBuilder::new_with_default_file_size(
-            parquet,
-            self.table.file_io().clone(),
-            locations,
-            names,
-        );
-        let mut writer = DataFileWriterBuilder::new(rolling)
-            .build(None)
-            .await
-            .map_err(error())?;
-        for batch in &self.buffered {
-            writer.write(batch.clone()).await.map_err(error())?;
-        }
-        let files = writer.close().await.map_err(error())?;
-        staged::encode(files, metadata)
+        let prefix = format!("{}-{epoch:020}-{}", self.sink_id, self.writer_id);
+        let files = write_data_files(&self.table, &self.table_name, prefix, &self.buffered).await?;
+        staged::encode(files, self.table.metadata())
     }
+}
+
+/// Writes `batches` (already in the table's schema) as Parquet data files of `table`,
+/// named `{prefix}-{n:05}.parquet` under its data directory, rolling to a new file at
+/// the default target size. The files belong to no snapshot until a commit adds them.
+pub(super) async fn write_data_files(
+    table: &Table,
+    table_name: &str,
+    prefix: String,
+    batches: &[RecordBatch],
+) -> Result<Vec<DataFile>> {
+    let error = || iceberg_error(format!("writing Iceberg table {table_name}"));
+    let metadata = table.metadata();
+    let properties = metadata.table_properties().map_err(error())?;
+    let parquet =
+        ParquetWriterBuilder::from_table_properties(&properties, metadata.current_schema().clone());
+    let locations = DefaultLocationGenerator::new(metadata).map_err(error())?;
+    let names = DefaultFileNameGenerator::new(prefix, None, DataFileFormat::Parquet);
+    let rolling = RollingFileWriterBuilder::new_with_default_file_size(
+        parquet,
+        table.file_io().clone(),
+        locations,
+        names,
+    );
+    let mut writer = DataFileWriterBuilder::new(rolling)
+        .build(None)
+        .await
+        .map_err(error())?;
+    for batch in batches {
+        writer.write(batch.clone()).await.map_err(error())?;
+    }
+    writer.close().await.map_err(error())
 }
 
 #[async_trait]

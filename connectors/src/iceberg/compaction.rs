@@ -1,0 +1,441 @@
+//! Table upkeep: the sink's small data files merged into larger ones, committed as one
+//! `replace` snapshot.
+//!
+//! Every checkpoint adds a few small files (one per sink subtask), so a long-running job
+//! leaves a table of thousands of files that every reader must open. After every
+//! [`Compaction::every_commits`] of its commits, the sink rewrites the files it wrote that
+//! are smaller than [`Compaction::small_file_bytes`] into as few files as the table's target
+//! size allows, as Iceberg's `rewrite_data_files` does:
+//!
+//! * the new snapshot's manifest list carries a manifest that *adds* the new files, the
+//!   manifests that held the old files rewritten with those entries *deleted* (their
+//!   sequence numbers kept) and the others as *existing*, and every untouched manifest
+//!   as it was; its summary says `operation: replace`, so readers know no row changed;
+//! * it is committed with the catalog's compare-and-swap on the metadata location the
+//!   rewrite was planned on ([`MetadataSwap`]): if anything committed in between (an
+//!   epoch of this sink, a foreign writer, another compaction) the swap fails, nothing
+//!   changes, and the files written for it stay unreferenced; the next commit tries again.
+//!
+//! The idempotence check of the sink reads it: the snapshot carries the sink's id and
+//! `runnel.compacted-epoch`, the newest epoch whose rows it holds, so an epoch stays
+//! "committed" after compaction even once the appends it replaced have expired, and it
+//! never claims an epoch of its own (no `runnel.epoch`), which keeps "one snapshot per
+//! epoch" true. Files of other writers are kept as they are: their layout is theirs.
+//!
+//! iceberg 0.10 has no replace action, so the manifests and the snapshot are built here
+//! from its public manifest writers; only the commit itself goes below the transaction
+//! API (see [`super::swap`]).
+
+use std::collections::{HashMap, HashSet};
+use std::num::NonZeroUsize;
+use std::str::FromStr;
+
+use arrow::record_batch::RecordBatch;
+use iceberg::MetadataLocation;
+use iceberg::io::FileIO;
+use iceberg::spec::{
+    DataContentType, DataFile, DataFileFormat, FormatVersion, MAIN_BRANCH, ManifestContentType,
+    ManifestEntryRef, ManifestFile, ManifestListWriter, ManifestStatus, ManifestWriter,
+    ManifestWriterBuilder, Operation, Snapshot, Summary, TableMetadata,
+};
+use iceberg::table::Table;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use runnel_runtime::{Error, Result};
+
+use super::catalog::IcebergCatalog;
+use super::commit::{EPOCH_PROPERTY, SINK_ID_PROPERTY, last_committed_epoch};
+use super::iceberg_error;
+use super::schema::Conformer;
+use super::writer::write_data_files;
+
+/// Snapshot summary property of a compaction: the newest epoch of the sink whose rows
+/// the table held when it was planned.
+pub const COMPACTED_EPOCH_PROPERTY: &str = "runnel.compacted-epoch";
+
+/// When the sink compacts its files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compaction {
+    /// Compact after this many commits of the sink since its last compaction.
+    pub every_commits: NonZeroUsize,
+    /// Files smaller than this are rewritten.
+    pub small_file_bytes: u64,
+    /// At most this many bytes of files are rewritten at once (the rows are held in
+    /// memory); the rest waits for the next compaction.
+    pub max_input_bytes: u64,
+}
+
+impl Default for Compaction {
+    /// Every 10 commits, files under 32 MiB, at most 256 MiB at once.
+    fn default() -> Self {
+        Compaction {
+            every_commits: NonZeroUsize::new(10).unwrap_or(NonZeroUsize::MIN),
+            small_file_bytes: 32 << 20,
+            max_input_bytes: 256 << 20,
+        }
+    }
+}
+
+/// What one compaction did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compacted {
+    /// The `replace` snapshot.
+    pub snapshot_id: i64,
+    /// Data files it removed from the table.
+    pub files_removed: usize,
+    /// Data files it added.
+    pub files_added: usize,
+    /// Rows it moved (the same rows, in fewer files).
+    pub rows: u64,
+}
+
+/// Commits of `sink_id` since its last compaction, counted along the current snapshot's
+/// ancestry (an expired ancestor ends the count).
+pub(crate) fn commits_since_compaction(metadata: &TableMetadata, sink_id: &str) -> usize {
+    let mut commits = 0;
+    let mut snapshot = metadata.current_snapshot();
+    while let Some(current) = snapshot {
+        let summary = &current.summary().additional_properties;
+        if summary.get(SINK_ID_PROPERTY).map(String::as_str) == Some(sink_id) {
+            if summary.contains_key(COMPACTED_EPOCH_PROPERTY) {
+                break;
+            }
+            if summary.contains_key(EPOCH_PROPERTY) {
+                commits += 1;
+            }
+        }
+        snapshot = current
+            .parent_snapshot_id()
+            .and_then(|id| metadata.snapshot_by_id(id));
+    }
+    commits
+}
+
+/// Compacts the table if `policy` says it is due; failures are logged, not returned: a
+/// compaction that does not happen loses nothing, and the next commit tries again.
+pub(crate) async fn compact_if_due(
+    catalog: &IcebergCatalog,
+    table: &str,
+    sink_id: &str,
+    policy: &Compaction,
+) {
+    let due = match catalog.load_table(table).await {
+        Ok(loaded) => {
+            commits_since_compaction(loaded.metadata(), sink_id) >= policy.every_commits.get()
+        }
+        Err(error) => {
+            tracing::warn!(table, %error, "Iceberg compaction skipped");
+            return;
+        }
+    };
+    if !due {
+        return;
+    }
+    match compact(catalog, table, sink_id, policy).await {
+        Ok(Some(done)) => tracing::debug!(
+            table,
+            snapshot = done.snapshot_id,
+            removed = done.files_removed,
+            added = done.files_added,
+            rows = done.rows,
+            "Iceberg table compacted"
+        ),
+        Ok(None) => {}
+        Err(error) => tracing::warn!(table, %error, "Iceberg compaction failed"),
+    }
+}
+
+/// Rewrites the small files `sink_id` wrote to table `table_name` (see the module docs).
+/// `None` when there was nothing to merge, the catalog cannot swap metadata, or another
+/// commit came first.
+pub async fn compact(
+    catalog: &IcebergCatalog,
+    table_name: &str,
+    sink_id: &str,
+    policy: &Compaction,
+) -> Result<Option<Compacted>> {
+    let Some(swap) = catalog.metadata_swap() else {
+        tracing::debug!(table_name, "the catalog cannot commit a compaction");
+        return Ok(None);
+    };
+    let table = catalog.load_table(table_name).await?;
+    let metadata = table.metadata();
+    let (Some(current), Some(epoch), FormatVersion::V2) = (
+        metadata.current_snapshot(),
+        last_committed_epoch(metadata, sink_id),
+        metadata.format_version(),
+    ) else {
+        return Ok(None);
+    };
+    let error = || iceberg_error(format!("compacting Iceberg table {table_name}"));
+    let file_io = table.file_io();
+    let manifests = table
+        .manifest_list_reader(current)
+        .load()
+        .await
+        .map_err(error())?;
+    let mut loaded = Vec::new();
+    let manifests: Vec<ManifestFile> = manifests.entries().to_vec();
+    for manifest in manifests {
+        let entries = match manifest.content {
+            ManifestContentType::Data => manifest
+                .load_manifest(file_io)
+                .await
+                .map_err(error())?
+                .entries()
+                .to_vec(),
+            ManifestContentType::Deletes => Vec::new(),
+        };
+        loaded.push((manifest, entries));
+    }
+    let chosen = choose(&loaded, sink_id, policy);
+    if chosen.len() < 2 {
+        return Ok(None);
+    }
+
+    let conformer = Conformer::new(metadata.current_schema())?;
+    let mut batches = Vec::new();
+    let mut rows = 0;
+    for path in &chosen {
+        for batch in read_parquet(file_io, path).await? {
+            rows += batch.num_rows() as u64;
+            batches.push(conformer.conform(&batch)?);
+        }
+    }
+    let snapshot_id = new_snapshot_id(metadata);
+    let sequence = metadata.next_sequence_number();
+    let token: u64 = rand::random();
+    let prefix = format!("{sink_id}-compacted-{snapshot_id}-{token:016x}");
+    let added = write_data_files(&table, table_name, prefix.clone(), &batches).await?;
+    let files_added = added.len();
+
+    let manifest_path = |n: usize| {
+        format!(
+            "{}/metadata/{prefix}-m{n}.{}",
+            metadata.location(),
+            DataFileFormat::Avro
+        )
+    };
+    let mut new_manifests: Vec<ManifestFile> = Vec::new();
+    let mut writer = manifest_writer(&table, manifest_path(0), snapshot_id)?;
+    let mut added_records = 0;
+    for file in added {
+        added_records += file.record_count();
+        writer.add_file(file, sequence).map_err(error())?;
+    }
+    new_manifests.push(writer.write_manifest_file().await.map_err(error())?);
+    let mut removed = 0;
+    for (n, (manifest, entries)) in loaded.into_iter().enumerate() {
+        if !entries.iter().any(|e| chosen.contains(e.file_path())) {
+            new_manifests.push(manifest);
+            continue;
+        }
+        let mut writer = manifest_writer(&table, manifest_path(n + 1), snapshot_id)?;
+        for entry in entries.iter().filter(|e| e.is_alive()) {
+            let file = entry.data_file().clone();
+            let (Some(data_sequence), Some(added_by)) = (entry.sequence_number, entry.snapshot_id)
+            else {
+                return Err(Error::Internal(format!(
+                    "Iceberg table {table_name}: a committed manifest entry without its \
+                     sequence number or snapshot"
+                )));
+            };
+            if chosen.contains(entry.file_path()) {
+                removed += 1;
+                writer
+                    .add_delete_file(file, data_sequence, entry.file_sequence_number)
+                    .map_err(error())?;
+            } else {
+                writer
+                    .add_existing_file(file, added_by, data_sequence, entry.file_sequence_number)
+                    .map_err(error())?;
+            }
+        }
+        new_manifests.push(writer.write_manifest_file().await.map_err(error())?);
+    }
+    if added_records != rows {
+        return Err(Error::Internal(format!(
+            "Iceberg table {table_name}: compaction read {rows} rows but wrote {added_records}"
+        )));
+    }
+
+    let list_path = format!(
+        "{}/metadata/snap-{snapshot_id}-0-{prefix}.{}",
+        metadata.location(),
+        DataFileFormat::Avro
+    );
+    let list_output = file_io
+        .new_output(list_path.clone())
+        .map_err(error())?
+        .writer()
+        .await
+        .map_err(error())?;
+    let mut list = ManifestListWriter::v2(
+        list_output,
+        snapshot_id,
+        Some(current.snapshot_id()),
+        sequence,
+    );
+    list.add_manifests(new_manifests.into_iter())
+        .map_err(error())?;
+    list.close().await.map_err(error())?;
+
+    let summary = Summary {
+        operation: Operation::Replace,
+        additional_properties: HashMap::from([
+            (SINK_ID_PROPERTY.to_string(), sink_id.to_string()),
+            (COMPACTED_EPOCH_PROPERTY.to_string(), epoch.to_string()),
+            ("added-data-files".to_string(), files_added.to_string()),
+            ("deleted-data-files".to_string(), removed.to_string()),
+            ("added-records".to_string(), rows.to_string()),
+            ("deleted-records".to_string(), rows.to_string()),
+        ]),
+    };
+    let snapshot = Snapshot::builder()
+        .with_snapshot_id(snapshot_id)
+        .with_parent_snapshot_id(Some(current.snapshot_id()))
+        .with_sequence_number(sequence)
+        .with_timestamp_ms(chrono_now_ms())
+        .with_manifest_list(list_path)
+        .with_summary(summary)
+        .with_schema_id(metadata.current_schema_id())
+        .build();
+    let base_location = table
+        .metadata_location()
+        .ok_or_else(|| Error::Internal(format!("Iceberg table {table_name} has no metadata file")))?
+        .to_string();
+    let new_metadata = metadata
+        .clone()
+        .into_builder(Some(base_location.clone()))
+        .set_branch_snapshot(snapshot, MAIN_BRANCH)
+        .and_then(|b| b.build())
+        .map_err(error())?
+        .metadata;
+    let new_location = MetadataLocation::from_str(&base_location)
+        .map_err(error())?
+        .with_next_version()
+        .with_new_metadata(&new_metadata);
+    new_metadata
+        .write_to(file_io, &new_location)
+        .await
+        .map_err(error())?;
+    let ident = IcebergCatalog::table_ident(table_name);
+    if !swap
+        .swap(&ident, &base_location, &new_location.to_string())
+        .await?
+    {
+        tracing::debug!(table_name, "compaction lost the race to another commit");
+        return Ok(None);
+    }
+    Ok(Some(Compacted {
+        snapshot_id,
+        files_removed: removed,
+        files_added,
+        rows,
+    }))
+}
+
+/// The paths of the live files to rewrite: data files `sink_id` wrote (their names start
+/// with it), smaller than the policy's limit, oldest first, up to its byte budget.
+fn choose(
+    manifests: &[(ManifestFile, Vec<ManifestEntryRef>)],
+    sink_id: &str,
+    policy: &Compaction,
+) -> HashSet<String> {
+    let own_prefix = format!("{sink_id}-");
+    let mut budget = policy.max_input_bytes;
+    let mut chosen = HashSet::new();
+    for entry in manifests.iter().flat_map(|(_, entries)| entries) {
+        let file = entry.data_file();
+        let name = file.file_path().rsplit('/').next().unwrap_or_default();
+        let fits = entry.status() != ManifestStatus::Deleted
+            && file.content_type() == DataContentType::Data
+            && file.file_format() == DataFileFormat::Parquet
+            && name.starts_with(&own_prefix)
+            && file.file_size_in_bytes() < policy.small_file_bytes
+            && file.file_size_in_bytes() <= budget;
+        if fits {
+            budget -= file.file_size_in_bytes();
+            chosen.insert(file.file_path().to_string());
+        }
+    }
+    chosen
+}
+
+fn manifest_writer(table: &Table, path: String, snapshot_id: i64) -> Result<ManifestWriter> {
+    let metadata = table.metadata();
+    let output = table
+        .file_io()
+        .new_output(path)
+        .map_err(iceberg_error("writing an Iceberg manifest"))?;
+    Ok(ManifestWriterBuilder::new(
+        output,
+        Some(snapshot_id),
+        metadata.current_schema().clone(),
+        metadata.default_partition_spec().as_ref().clone(),
+    )
+    .build_v2_data())
+}
+
+/// Every row of a Parquet data file.
+async fn read_parquet(file_io: &FileIO, path: &str) -> Result<Vec<RecordBatch>> {
+    let bytes = file_io
+        .new_input(path)
+        .map_err(iceberg_error(format!("opening {path}")))?
+        .read()
+        .await
+        .map_err(iceberg_error(format!("reading {path}")))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .and_then(|b| b.build())
+        .map_err(|e| Error::external(format!("reading {path}"), e))?;
+    reader
+        .map(|batch| batch.map_err(|e| Error::external(format!("reading {path}"), e)))
+        .collect()
+}
+
+/// A positive snapshot id the table does not have yet.
+fn new_snapshot_id(metadata: &TableMetadata) -> i64 {
+    loop {
+        let id = (rand::random::<u64>() >> 1) as i64;
+        if id != 0 && metadata.snapshot_by_id(id).is_none() {
+            return id;
+        }
+    }
+}
+
+fn chrono_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+/// Data files of `table`'s current snapshot, for tests and figures.
+pub async fn live_data_files(table: &Table) -> Result<Vec<DataFile>> {
+    let Some(current) = table.metadata().current_snapshot() else {
+        return Ok(Vec::new());
+    };
+    let error = || iceberg_error("listing Iceberg data files");
+    let list = table
+        .manifest_list_reader(current)
+        .load()
+        .await
+        .map_err(error())?;
+    let mut files = Vec::new();
+    for manifest in list.entries() {
+        if manifest.content != ManifestContentType::Data {
+            continue;
+        }
+        let loaded = manifest
+            .load_manifest(table.file_io())
+            .await
+            .map_err(error())?;
+        files.extend(
+            loaded
+                .entries()
+                .iter()
+                .filter(|e| e.is_alive())
+                .map(|e| e.data_file().clone()),
+        );
+    }
+    Ok(files)
+}

@@ -1,0 +1,171 @@
+//! Compaction: the sink's small files merged into a `replace` snapshot that readers and
+//! the sink's own idempotence check understand, and that never overwrites a concurrent
+//! commit.
+
+use std::num::NonZeroUsize;
+
+use iceberg::spec::Operation;
+
+use super::*;
+use crate::iceberg::compaction::{Compaction, commits_since_compaction};
+
+fn every(commits: usize) -> Option<Compaction> {
+    Some(Compaction {
+        every_commits: NonZeroUsize::new(commits).unwrap(),
+        ..Compaction::default()
+    })
+}
+
+/// Commits epochs `epochs` of two subtasks, ten rows each, and returns what was staged.
+async fn commit_epochs(
+    sink: &IcebergSink,
+    epochs: std::ops::RangeInclusive<u64>,
+) -> Vec<Vec<Staged>> {
+    let mut all = Vec::new();
+    for epoch in epochs {
+        let base = epoch as i64 * 100;
+        let staged = vec![
+            stage(sink, 0, epoch, vec![rows(base..base + 10)]).await,
+            stage(sink, 1, epoch, vec![rows(base + 10..base + 20)]).await,
+        ];
+        sink.commit(epoch, staged.clone()).await.unwrap();
+        all.push(staged);
+    }
+    all
+}
+
+fn expected(epochs: std::ops::RangeInclusive<u64>) -> RecordBatch {
+    let ranges: Vec<_> = epochs
+        .map(|e| e as i64 * 100)
+        .map(|base| base..base + 20)
+        .collect();
+    rows_in(&ranges)
+}
+
+fn operations(table: &Table) -> Vec<Operation> {
+    let mut snapshots: Vec<_> = table.metadata().snapshots().collect();
+    snapshots.sort_by_key(|s| s.sequence_number());
+    snapshots
+        .iter()
+        .map(|s| s.summary().operation.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn every_n_commits_the_small_files_become_one_replace_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = sink(&dir, "job.sink").await.with_compaction(every(3));
+    commit_epochs(&sink, 1..=7).await;
+    let table = sink.table().await.unwrap();
+
+    // Appends 1-3, replace, appends 4-6, replace, append 7.
+    use Operation::{Append, Replace};
+    assert_eq!(
+        operations(&table),
+        [
+            Append, Append, Append, Replace, Append, Append, Append, Replace, Append
+        ]
+    );
+    // One snapshot per epoch still, and the compactions name the newest epoch they hold.
+    assert_eq!(epochs(&table), (1..=7).collect::<Vec<_>>());
+    let compacted: Vec<&str> = table
+        .metadata()
+        .snapshots()
+        .filter_map(|s| {
+            s.summary()
+                .additional_properties
+                .get(COMPACTED_EPOCH_PROPERTY)
+        })
+        .map(String::as_str)
+        .collect();
+    assert!(
+        compacted.contains(&"3") && compacted.contains(&"6"),
+        "{compacted:?}"
+    );
+    // 14 files were appended; 12 were merged (the second compaction also took the first
+    // one's file, which is small too) into one, and epoch 7 added 2.
+    let files = live_data_files(&table).await.unwrap();
+    assert_eq!(files.len(), 3, "{files:?}");
+    assert_eq!(read(&table).await, expected(1..=7));
+    assert_eq!(commits_since_compaction(table.metadata(), "job.sink"), 1);
+}
+
+#[tokio::test]
+async fn a_replayed_epoch_is_skipped_when_only_the_compaction_remembers_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = sink(&dir, "job.sink").await.with_compaction(every(3));
+    let staged = commit_epochs(&sink, 1..=3).await;
+    // The appends expire, the ledger is lost: only the replace snapshot knows epochs 1-3.
+    let catalog = IcebergCatalog::embedded(dir.path()).await.unwrap();
+    let table = expire_all_but_current(&catalog).await;
+    assert_eq!(operations(&table), [Operation::Replace]);
+    std::fs::remove_dir_all(dir.path().join("sinks")).unwrap();
+
+    let restarted = super::sink(&dir, "job.sink")
+        .await
+        .with_compaction(every(3));
+    for (epoch, staged) in (1..=3).zip(staged) {
+        restarted.commit(epoch, staged).await.unwrap();
+    }
+    let table = restarted.table().await.unwrap();
+    assert_eq!(operations(&table), [Operation::Replace]);
+    assert_eq!(read(&table).await, expected(1..=3));
+}
+
+#[tokio::test]
+async fn foreign_files_are_kept_as_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = sink(&dir, "job.sink").await.with_compaction(None);
+    commit_epochs(&sink, 1..=2).await;
+    let catalog = IcebergCatalog::embedded(dir.path()).await.unwrap();
+    foreign_append(&catalog, rows(5000..5005)).await;
+    commit_epochs(&sink, 3..=3).await;
+
+    let done = compact(&catalog, "out", "job.sink", &Compaction::default())
+        .await
+        .unwrap()
+        .expect("six small files of the sink");
+    assert_eq!(
+        (done.files_removed, done.files_added, done.rows),
+        (6, 1, 60)
+    );
+    let table = catalog.load_table("out").await.unwrap();
+    let files = live_data_files(&table).await.unwrap();
+    assert_eq!(files.len(), 2);
+    assert!(
+        files
+            .iter()
+            .any(|f| f.file_path().contains("foreign.writer-"))
+    );
+    let all = concat_batches(&schema(), &[expected(1..=3), rows(5000..5005)]).unwrap();
+    let order = sort_to_indices(all.column(0), None, None).unwrap();
+    assert_eq!(read(&table).await, take_record_batch(&all, &order).unwrap());
+    // Nothing left to merge: a second pass does nothing.
+    assert!(
+        compact(&catalog, "out", "job.sink", &Compaction::default())
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn a_swap_planned_on_old_metadata_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = sink(&dir, "job.sink").await.with_compaction(None);
+    commit_epochs(&sink, 1..=1).await;
+    let catalog = IcebergCatalog::embedded(dir.path()).await.unwrap();
+    let before = catalog.load_table("out").await.unwrap();
+    let stale = before.metadata_location().unwrap().to_string();
+    commit_epochs(&sink, 2..=2).await;
+    let now = catalog.load_table("out").await.unwrap();
+    let current = now.metadata_location().unwrap().to_string();
+
+    // A compaction planned on the metadata of epoch 1 must not replace epoch 2's commit.
+    let swap = catalog.metadata_swap().unwrap();
+    let ident = IcebergCatalog::table_ident("out");
+    assert!(!swap.swap(&ident, &stale, &stale).await.unwrap());
+    let after = catalog.load_table("out").await.unwrap();
+    assert_eq!(after.metadata_location().unwrap(), current);
+    assert_eq!(read(&after).await, expected(1..=2));
+}
