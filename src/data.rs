@@ -29,6 +29,9 @@ pub struct DataRoot {
     /// The directory, when the root is a local one (the embedded Iceberg catalog lives
     /// there: `catalog.db` and `warehouse/`).
     pub local_dir: Option<std::path::PathBuf>,
+    /// The URL of the store's objects (`s3://bucket`), when the root is in an object
+    /// store: Iceberg tables then live in the store too, under `{root}/warehouse/`.
+    store_url: Option<String>,
     iceberg: Arc<tokio::sync::OnceCell<IcebergCatalog>>,
 }
 
@@ -54,11 +57,13 @@ impl DataRoot {
                 .with_bucket_name(bucket)
                 .build()
                 .with_context(|| format!("cannot open data root {location}"))?;
-            return Self::new(
+            let mut data = Self::new(
                 Arc::new(store),
                 Path::from(prefix.trim_matches('/')),
                 location,
-            );
+            )?;
+            data.store_url = Some(format!("s3://{bucket}"));
+            return Ok(data);
         }
         if let Some((scheme, _)) = location.split_once("://") {
             anyhow::bail!(
@@ -90,24 +95,35 @@ impl DataRoot {
             root,
             location: location.into(),
             local_dir: None,
+            store_url: None,
             iceberg: Arc::default(),
         })
     }
 
-    /// The embedded Iceberg catalog (SQL catalog on sqlite under the data directory),
-    /// opened on first use.
+    /// The Iceberg catalog of the data root, opened on first use: the embedded SQL
+    /// catalog on sqlite for a local directory, the object-store catalog (pointers, metadata
+    /// and data files in the same bucket) for S3.
     pub async fn iceberg(&self) -> anyhow::Result<IcebergCatalog> {
-        let Some(dir) = &self.local_dir else {
-            anyhow::bail!(
-                "Iceberg tables need a local data directory; {} is not one",
-                self.location
-            );
-        };
         let catalog = self
             .iceberg
-            .get_or_try_init(|| IcebergCatalog::embedded(dir))
-            .await
-            .with_context(|| format!("cannot open the Iceberg catalog in {}", dir.display()))?;
+            .get_or_try_init(|| async {
+                match (&self.local_dir, &self.store_url) {
+                    (Some(dir), _) => IcebergCatalog::embedded(dir).await.with_context(|| {
+                        format!("cannot open the Iceberg catalog in {}", dir.display())
+                    }),
+                    (None, Some(url)) => Ok(IcebergCatalog::on_object_store(
+                        self.store.clone(),
+                        self.root.clone(),
+                        url,
+                    )),
+                    (None, None) => anyhow::bail!(
+                        "Iceberg tables need a local data directory or an S3 data root; {} \
+                         is neither",
+                        self.location
+                    ),
+                }
+            })
+            .await?;
         Ok(catalog.clone())
     }
 

@@ -138,6 +138,9 @@ async fn check(state: &AppState, statements: Vec<Statement>) -> Result<Vec<Actio
                 };
                 validate_topic(&topic)?;
                 let plan = plan(&sink, &sources)?;
+                if let Some(table) = &table {
+                    check_table(state, table, &plan).await?;
+                }
                 new_jobs.push(sink.name.clone());
                 Action::CreateSink {
                     sink,
@@ -160,6 +163,24 @@ async fn check(state: &AppState, statements: Vec<Statement>) -> Result<Vec<Actio
         });
     }
     Ok(actions)
+}
+
+/// Refuses a sink whose rows the Iceberg table `table` cannot take (a column type Iceberg
+/// lacks, or an existing table with other columns).
+async fn check_table(state: &AppState, table: &str, plan: &PipelinePlan) -> Result<(), ApiError> {
+    let schema = plan.output_schema().map_err(ApiError::internal)?;
+    let catalog = state
+        .data
+        .iceberg()
+        .await
+        .map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
+    catalog
+        .check_sink(table, &schema)
+        .await
+        .map_err(|e| match e {
+            runnel_runtime::Error::Plan(message) => ApiError::bad_request(message),
+            other => ApiError::internal(other.to_string()),
+        })
 }
 
 /// Plans `sink` against the sources declared so far.

@@ -6,6 +6,7 @@
 pub mod durable;
 pub mod http;
 pub mod python;
+pub mod s3;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Int64Type, TimestampMillisecondType, UInt64Type};

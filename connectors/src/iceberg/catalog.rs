@@ -6,6 +6,9 @@
 //! directory, so a data root holds everything. Other engines read those tables through the
 //! same sqlite file and catalog name [`CATALOG_NAME`] (PyIceberg's `SqlCatalog`), or from
 //! a table's metadata file. Tables go to the namespace [`NAMESPACE`].
+//!
+//! A data root in an object store (S3) has no place for a sqlite file; its catalog is
+//! kept in the store itself ([`IcebergCatalog::on_object_store`]).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -21,6 +24,8 @@ use object_store::path::Path;
 use runnel_runtime::{Error, Result};
 
 use super::iceberg_error;
+use super::schema::{check_compatible, table_schema};
+use super::store_catalog::ObjectStoreCatalog;
 use super::swap::MetadataSwap;
 use crate::log::SyncedLocalFileSystem;
 
@@ -72,7 +77,7 @@ impl IcebergCatalog {
         std::fs::create_dir_all(&warehouse).map_err(external)?;
         let dir = dir.canonicalize().map_err(external)?;
         let uri = format!("sqlite:{}?mode=rwc", dir.join(CATALOG_DB).display());
-        let swap = MetadataSwap::open(&uri, CATALOG_NAME).await?;
+        let swap = MetadataSwap::open_sql(&uri, CATALOG_NAME).await?;
         let catalog = SqlCatalogBuilder::default()
             .uri(uri)
             .warehouse_location(format!("file://{}", dir.join(WAREHOUSE_DIR).display()))
@@ -87,6 +92,17 @@ impl IcebergCatalog {
             swap: Some(swap),
             ..Self::new(Arc::new(catalog), Arc::new(store), Path::from(""))
         })
+    }
+
+    /// The catalog of a data root in an object store (S3): tables, their metadata and
+    /// data files, and the ledgers all under `root` of `store`, whose objects are the URLs
+    /// under `base_url` (`s3://bucket`); see [`ObjectStoreCatalog`].
+    pub fn on_object_store(store: Arc<dyn ObjectStore>, root: Path, base_url: &str) -> Self {
+        let catalog = ObjectStoreCatalog::new(store.clone(), &root, base_url);
+        IcebergCatalog {
+            swap: Some(MetadataSwap::Pointers(catalog.clone())),
+            ..Self::new(Arc::new(catalog), store, root)
+        }
     }
 
     /// The Iceberg catalog.
@@ -148,6 +164,24 @@ impl IcebergCatalog {
                 _ => Err(iceberg_error(context())(e)),
             },
         }
+    }
+
+    /// Checks, without changing anything, that rows of `schema` can go to table `name`:
+    /// every column has an Iceberg type, and an existing table has the same columns. A
+    /// sink is checked when it is submitted, so that a misfit is refused then rather than
+    /// failing the job it would start.
+    pub async fn check_sink(&self, name: &str, schema: &arrow::datatypes::Schema) -> Result<()> {
+        table_schema(schema, name)?;
+        let exists = self
+            .catalog
+            .table_exists(&Self::table_ident(name))
+            .await
+            .map_err(iceberg_error(format!("checking Iceberg table {name}")))?;
+        if exists {
+            let table = self.load_table(name).await?;
+            check_compatible(table.metadata().current_schema(), schema, name)?;
+        }
+        Ok(())
     }
 
     async fn ensure_namespace(&self) -> Result<()> {

@@ -3,9 +3,11 @@
 //!
 //! Every checkpoint adds a few small files (one per sink subtask), so a long-running job
 //! leaves a table of thousands of files that every reader must open. After every
-//! [`Compaction::every_commits`] of its commits, the sink rewrites the files it wrote that
-//! are smaller than [`Compaction::small_file_bytes`] into as few files as the table's target
-//! size allows, as Iceberg's `rewrite_data_files` does:
+//! [`Compaction::every_commits`] of its commits, the sink rewrites the files it appended
+//! that are smaller than [`Compaction::small_file_bytes`] into as few files as the table's
+//! target size allows, as Iceberg's `rewrite_data_files` does (and the files earlier
+//! compactions wrote, once there are as many of them: tiers, so rows are rewritten a
+//! logarithmic number of times, not at every compaction):
 //!
 //! * the new snapshot's manifest list carries a manifest that *adds* the new files, the
 //!   manifests that held the old files rewritten with those entries *deleted* (their
@@ -335,30 +337,49 @@ pub async fn compact(
 }
 
 /// The paths of the live files to rewrite: data files `sink_id` wrote (their names start
-/// with it), smaller than the policy's limit, oldest first, up to its byte budget.
+/// with it), smaller than the policy's limit, up to its byte budget. Files a compaction
+/// wrote are taken only once [`Compaction::every_commits`] of them are small, so that rows
+/// are not rewritten at every compaction (write amplification stays logarithmic, as in
+/// size-tiered merging, instead of growing with the table).
 fn choose(
     manifests: &[(ManifestFile, Vec<ManifestEntryRef>)],
     sink_id: &str,
     policy: &Compaction,
 ) -> HashSet<String> {
     let own_prefix = format!("{sink_id}-");
+    let compacted_prefix = format!("{sink_id}-compacted-");
+    let small: Vec<&DataFile> = manifests
+        .iter()
+        .flat_map(|(_, entries)| entries)
+        .filter(|entry| entry.status() != ManifestStatus::Deleted)
+        .map(|entry| entry.data_file())
+        .filter(|file| {
+            file.content_type() == DataContentType::Data
+                && file.file_format() == DataFileFormat::Parquet
+                && file_name(file).starts_with(&own_prefix)
+                && file.file_size_in_bytes() < policy.small_file_bytes
+        })
+        .collect();
+    let (compacted, appended): (Vec<&DataFile>, Vec<&DataFile>) = small
+        .into_iter()
+        .partition(|file| file_name(file).starts_with(&compacted_prefix));
+    let mut candidates = appended;
+    if compacted.len() >= policy.every_commits.get() {
+        candidates.extend(compacted);
+    }
     let mut budget = policy.max_input_bytes;
     let mut chosen = HashSet::new();
-    for entry in manifests.iter().flat_map(|(_, entries)| entries) {
-        let file = entry.data_file();
-        let name = file.file_path().rsplit('/').next().unwrap_or_default();
-        let fits = entry.status() != ManifestStatus::Deleted
-            && file.content_type() == DataContentType::Data
-            && file.file_format() == DataFileFormat::Parquet
-            && name.starts_with(&own_prefix)
-            && file.file_size_in_bytes() < policy.small_file_bytes
-            && file.file_size_in_bytes() <= budget;
-        if fits {
+    for file in candidates {
+        if file.file_size_in_bytes() <= budget {
             budget -= file.file_size_in_bytes();
             chosen.insert(file.file_path().to_string());
         }
     }
     chosen
+}
+
+fn file_name(file: &DataFile) -> &str {
+    file.file_path().rsplit('/').next().unwrap_or_default()
 }
 
 fn manifest_writer(table: &Table, path: String, snapshot_id: i64) -> Result<ManifestWriter> {

@@ -28,19 +28,23 @@ mod commit;
 mod compaction;
 mod guard;
 mod ledger;
+mod object_io;
 mod read;
 mod retention;
 mod schema;
 mod sink;
 mod staged;
+mod store_catalog;
 mod swap;
 mod writer;
 
 pub use catalog::{CATALOG_DB, CATALOG_NAME, IcebergCatalog, NAMESPACE, WAREHOUSE_DIR};
 pub use commit::{EPOCH_PROPERTY, SINK_ID_PROPERTY, WRITER_GENERATION_PROPERTY};
 pub use compaction::{COMPACTED_EPOCH_PROPERTY, Compacted, Compaction, compact, live_data_files};
+pub use object_io::{ObjectStoreStorage, ObjectStoreStorageFactory};
 pub use read::read_table;
 pub use sink::IcebergSink;
+pub use store_catalog::ObjectStoreCatalog;
 
 use runnel_runtime::Error;
 

@@ -1,16 +1,19 @@
 //! The Iceberg schema of a stream, and batches conformed to a table's schema.
 //!
 //! Iceberg has timestamps in micro- and nanoseconds only, so second and millisecond
-//! timestamp columns of a stream become microsecond columns (a lossless widening); every
-//! other type maps the way `iceberg::arrow` maps it (`UInt64`, which has no Iceberg type,
-//! is refused when the sink is created). Batches are written with the Arrow schema the
-//! table dictates, because it carries the field ids the Parquet files must hold; a column
-//! whose type differs (a widened timestamp, `Utf8View` for `Utf8`, ...) is cast.
+//! timestamp columns of a stream become microsecond columns (a lossless widening). It has
+//! no unsigned integers: `UInt64` columns (a top-N's `ROW_NUMBER()`, counts) become `long`,
+//! as Spark and Flink write them, and a value above `i64::MAX` is bad data when it arrives
+//! rather than a wrapped number. Every other type maps the way `iceberg::arrow` maps it.
+//! Batches are written with the Arrow schema the table dictates, because it carries the
+//! field ids the Parquet files must hold; a column whose type differs (a widened
+//! timestamp, `Utf8View` for `Utf8`, ...) is cast, and a value the cast cannot carry is
+//! an error, never a silent null.
 
 use std::sync::Arc;
 
 use arrow::array::ArrayRef;
-use arrow::compute::cast;
+use arrow::compute::{CastOptions, cast_with_options};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use iceberg::arrow::{
@@ -75,12 +78,14 @@ fn describe(schema: &Schema) -> String {
     format!("({})", columns.join(", "))
 }
 
-/// A second or millisecond timestamp becomes a microsecond one; other fields stay.
+/// A second or millisecond timestamp becomes a microsecond one, `UInt64` becomes
+/// `Int64`; other fields stay.
 fn widen(field: &Field) -> Field {
     match field.data_type() {
         DataType::Timestamp(TimeUnit::Second | TimeUnit::Millisecond, tz) => field
             .clone()
             .with_data_type(DataType::Timestamp(TimeUnit::Microsecond, tz.clone())),
+        DataType::UInt64 => field.clone().with_data_type(DataType::Int64),
         _ => field.clone(),
     }
 }
@@ -125,7 +130,11 @@ impl Conformer {
                 if column.data_type() == field.data_type() {
                     return Ok(column.clone());
                 }
-                cast(column, field.data_type()).map_err(|e| {
+                let strict = CastOptions {
+                    safe: false,
+                    ..CastOptions::default()
+                };
+                cast_with_options(column, field.data_type(), &strict).map_err(|e| {
                     Error::Data(format!(
                         "column {:?} does not fit the table: {e}",
                         field.name()
@@ -180,8 +189,30 @@ mod tests {
     }
 
     #[test]
+    fn unsigned_longs_become_longs_and_a_value_beyond_is_bad_data() {
+        let stream = Schema::new(vec![Field::new("rn", DataType::UInt64, false)]);
+        let conformer = Conformer::new(&table_schema(&stream, "t").unwrap()).unwrap();
+        assert_eq!(conformer.schema().field(0).data_type(), &DataType::Int64);
+        let batch = |v: u64| {
+            RecordBatch::try_new(
+                Arc::new(stream.clone()),
+                vec![Arc::new(arrow::array::UInt64Array::from(vec![1, v]))],
+            )
+            .unwrap()
+        };
+        let conformed = conformer.conform(&batch(7)).unwrap();
+        assert_eq!(
+            conformed.column(0).as_ref(),
+            &Int64Array::from(vec![1, 7]) as &dyn arrow::array::Array
+        );
+        let err = conformer.conform(&batch(u64::MAX)).unwrap_err();
+        assert!(matches!(err, Error::Data(_)), "{err}");
+    }
+
+    #[test]
     fn unsupported_types_and_other_shapes_are_refused() {
-        let bad = Schema::new(vec![Field::new("n", DataType::UInt64, false)]);
+        let interval = DataType::Interval(arrow::datatypes::IntervalUnit::MonthDayNano);
+        let bad = Schema::new(vec![Field::new("n", interval, false)]);
         let err = table_schema(&bad, "t").unwrap_err();
         assert!(
             matches!(&err, Error::Plan(m) if m.contains("\"n\"")),

@@ -1,5 +1,6 @@
-//! A table commit below iceberg's transactions: the embedded SQL catalog's own
-//! compare-and-swap of a table's metadata location.
+//! A table commit below iceberg's transactions: the catalog's own compare-and-swap of a
+//! table's metadata location (the embedded SQL catalog's conditional `UPDATE`, or the
+//! object-store catalog's create-only pointer).
 //!
 //! iceberg 0.10 builds every commit from its own actions (`fast_append`,
 //! `expire_snapshots`, ...) and keeps the raw commit private, so a `replace` snapshot (a
@@ -14,22 +15,29 @@ use iceberg::TableIdent;
 use runnel_runtime::{Error, Result};
 use sqlx::sqlite::{SqlitePool, SqlitePoolOptions};
 
-/// Swaps metadata locations of tables of one SQL catalog on sqlite.
+use super::store_catalog::ObjectStoreCatalog;
+
+/// Swaps metadata locations of the tables of one catalog.
 #[derive(Debug, Clone)]
-pub(crate) struct MetadataSwap {
-    pool: SqlitePool,
-    catalog_name: String,
+pub(crate) enum MetadataSwap {
+    /// The SQL catalog on sqlite.
+    Sql {
+        pool: SqlitePool,
+        catalog_name: String,
+    },
+    /// The object-store catalog.
+    Pointers(ObjectStoreCatalog),
 }
 
 impl MetadataSwap {
-    /// Connects to the catalog database at `uri` (a `sqlite:` URL).
-    pub async fn open(uri: &str, catalog_name: &str) -> Result<Self> {
+    /// Connects to the SQL catalog database at `uri` (a `sqlite:` URL).
+    pub async fn open_sql(uri: &str, catalog_name: &str) -> Result<Self> {
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .connect(uri)
             .await
             .map_err(|e| Error::external("opening the Iceberg catalog database", e))?;
-        Ok(MetadataSwap {
+        Ok(MetadataSwap::Sql {
             pool,
             catalog_name: catalog_name.to_string(),
         })
@@ -38,22 +46,31 @@ impl MetadataSwap {
     /// Points `table` at the metadata file `new` if it still points at `expected`;
     /// `false` when another commit moved it first.
     pub async fn swap(&self, table: &TableIdent, expected: &str, new: &str) -> Result<bool> {
-        let updated = sqlx::query(
-            "UPDATE iceberg_tables
-             SET metadata_location = ?, previous_metadata_location = ?
-             WHERE catalog_name = ? AND table_namespace = ? AND table_name = ?
-               AND (iceberg_type = 'TABLE' OR iceberg_type IS NULL)
-               AND metadata_location = ?",
-        )
-        .bind(new)
-        .bind(expected)
-        .bind(&self.catalog_name)
-        .bind(table.namespace().join("."))
-        .bind(table.name())
-        .bind(expected)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| Error::external(format!("committing metadata of Iceberg table {table}"), e))?;
-        Ok(updated.rows_affected() == 1)
+        let context = || format!("committing metadata of Iceberg table {table}");
+        match self {
+            MetadataSwap::Sql { pool, catalog_name } => {
+                let updated = sqlx::query(
+                    "UPDATE iceberg_tables
+                     SET metadata_location = ?, previous_metadata_location = ?
+                     WHERE catalog_name = ? AND table_namespace = ? AND table_name = ?
+                       AND (iceberg_type = 'TABLE' OR iceberg_type IS NULL)
+                       AND metadata_location = ?",
+                )
+                .bind(new)
+                .bind(expected)
+                .bind(catalog_name)
+                .bind(table.namespace().join("."))
+                .bind(table.name())
+                .bind(expected)
+                .execute(pool)
+                .await
+                .map_err(|e| Error::external(context(), e))?;
+                Ok(updated.rows_affected() == 1)
+            }
+            MetadataSwap::Pointers(catalog) => catalog
+                .swap(table, expected, new)
+                .await
+                .map_err(|e| Error::external(context(), e)),
+        }
     }
 }

@@ -16,6 +16,7 @@ use super::*;
 
 mod compaction;
 mod faults;
+mod store_catalog;
 mod unreliable;
 
 fn schema() -> SchemaRef {

@@ -82,12 +82,23 @@ async fn every_n_commits_the_small_files_become_one_replace_snapshot() {
         compacted.contains(&"3") && compacted.contains(&"6"),
         "{compacted:?}"
     );
-    // 14 files were appended; 12 were merged (the second compaction also took the first
-    // one's file, which is small too) into one, and epoch 7 added 2.
+    // 14 files were appended: epochs 1-3 became one file, epochs 4-6 another (a
+    // compaction's output waits until there are 3 of them), epoch 7 added 2.
     let files = live_data_files(&table).await.unwrap();
-    assert_eq!(files.len(), 3, "{files:?}");
+    assert_eq!(files.len(), 4, "{files:?}");
     assert_eq!(read(&table).await, expected(1..=7));
     assert_eq!(commits_since_compaction(table.metadata(), "job.sink"), 1);
+
+    // Epochs 7-9 become a third compacted file; at epoch 12 the three are merged with
+    // epochs 10-12 into one.
+    commit_epochs(&sink, 8..=9).await;
+    let table = sink.table().await.unwrap();
+    assert_eq!(live_data_files(&table).await.unwrap().len(), 3);
+    commit_epochs(&sink, 10..=12).await;
+    let table = sink.table().await.unwrap();
+    assert_eq!(live_data_files(&table).await.unwrap().len(), 1);
+    assert_eq!(read(&table).await, expected(1..=12));
+    assert_eq!(epochs(&table), (1..=12).collect::<Vec<_>>());
 }
 
 #[tokio::test]

@@ -1,0 +1,162 @@
+//! Iceberg tables on an S3 data root (moto, from PyPI): `runnel serve --data
+//! s3://bucket/prefix` keeps a SQL sink's table (pointers, metadata, data files) in the
+//! bucket, is killed with SIGKILL midway and restarted, and PyIceberg, reading the table
+//! straight from its metadata file in S3, sees exactly the batch oracle's rows.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use arrow::array::{Array, RecordBatch};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, TimeUnit};
+use arrow::ipc::reader::{FileReader, StreamReader};
+
+use common::http::{
+    bids_by_partition, flush_row, get_json, newest_event, post_bids, post_sql, sql_file,
+};
+use common::python::{python, script};
+use common::s3::{BUCKET, serve_on_s3, start_moto};
+use common::{Row, oracle_rows, streaming_rows};
+
+/// The table's rows as the stream's types (Iceberg keeps microsecond timestamps and has
+/// no unsigned integers), for [`streaming_rows`].
+fn as_stream_rows(batches: &[RecordBatch]) -> Vec<Row> {
+    let millis = DataType::Timestamp(TimeUnit::Millisecond, None);
+    let converted: Vec<RecordBatch> = batches
+        .iter()
+        .map(|b| {
+            let schema = b.schema();
+            let fields_and_columns: Vec<(String, std::sync::Arc<dyn Array>)> = schema
+                .fields()
+                .iter()
+                .zip(b.columns())
+                .map(|(f, c)| {
+                    let to = match f.name().as_str() {
+                        "window_start" | "window_end" => millis.clone(),
+                        "rn" => DataType::UInt64,
+                        _ => DataType::Int64,
+                    };
+                    (f.name().clone(), cast(c, &to).unwrap())
+                })
+                .collect();
+            RecordBatch::try_from_iter(fields_and_columns).unwrap()
+        })
+        .collect();
+    streaming_rows(&converted)
+}
+
+/// Rows of table `hot` as `GET /v1/tables/hot` serves them (none before its first commit).
+async fn table_rows(client: &reqwest::Client, url: &str) -> Vec<Row> {
+    let reply = client
+        .get(format!("{url}/v1/tables/hot"))
+        .send()
+        .await
+        .unwrap();
+    if !reply.status().is_success() {
+        return Vec::new();
+    }
+    let bytes = reply.bytes().await.unwrap();
+    let batches: Vec<RecordBatch> = StreamReader::try_new(&bytes[..], None)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    as_stream_rows(&batches)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_iceberg_sink_on_s3_survives_a_kill_and_pyiceberg_reads_it_from_s3() {
+    let (_moto, endpoint) = start_moto().await;
+    let client = reqwest::Client::new();
+    let partitions = bids_by_partition(9, 16_000, 1_000, 2);
+    let all: Vec<RecordBatch> = partitions.iter().flatten().cloned().collect();
+    let expected = oracle_rows(all.clone(), 3).await;
+
+    let temp = tempfile::tempdir().unwrap();
+    let (server, url) = serve_on_s3(&endpoint, &temp.path().join("first.log"));
+    let sink = "WITH (connector = 'iceberg', table = 'hot')";
+    let text = format!(
+        "{}\n{}",
+        sql_file("bids_source.sql", &[("partitions", "2")]),
+        sql_file("hot_top3.sql", &[("with", sink)])
+    );
+    let (status, reply) = post_sql(&client, &url, &text).await;
+    assert_eq!(status, 200, "{reply:#}");
+    for (p, batches) in partitions.iter().enumerate() {
+        for (seq, batch) in batches[..batches.len() / 2].iter().enumerate() {
+            post_bids(&client, &url, "bids", p, seq, batch).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let committed_before_kill = table_rows(&client, &url).await.len();
+    drop(server);
+
+    let (server, url) = serve_on_s3(&endpoint, &temp.path().join("second.log"));
+    for (p, batches) in partitions.iter().enumerate() {
+        for (seq, batch) in batches.iter().enumerate().skip(batches.len() / 2) {
+            post_bids(&client, &url, "bids", p, seq, batch).await;
+        }
+        let flush = flush_row(&all[0], newest_event(&all) + 60_000);
+        post_bids(&client, &url, "bids", p, batches.len(), &flush).await;
+    }
+    let start = Instant::now();
+    let mut got = table_rows(&client, &url).await;
+    while got.len() < expected.len() && start.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        got = table_rows(&client, &url).await;
+    }
+    if got != expected {
+        let log = std::fs::read_to_string(temp.path().join("second.log")).unwrap_or_default();
+        let tail = &log[log.len().saturating_sub(4000)..];
+        panic!(
+            "GET /v1/tables/hot: {} rows, {} expected; server log:\n{tail}",
+            got.len(),
+            expected.len()
+        );
+    }
+    assert!(
+        committed_before_kill > 0,
+        "nothing committed before the kill"
+    );
+
+    let metadata = get_json(&client, &format!("{url}/v1/tables/hot/metadata")).await;
+    let location = metadata["metadata_location"].as_str().unwrap().to_string();
+    assert!(
+        location.starts_with(&format!(
+            "s3://{BUCKET}/data/warehouse/default/hot/metadata/"
+        )),
+        "{location}"
+    );
+    drop(server);
+
+    // PyIceberg, from the metadata file alone, through S3.
+    let out = temp.path().join("pyiceberg.arrow");
+    let python = tokio::task::spawn_blocking(python).await.unwrap();
+    let output = Command::new(python)
+        .arg(script("read_iceberg_s3.py"))
+        .arg(&location)
+        .arg(&endpoint)
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "read_iceberg_s3.py failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["format_version"], 2);
+    let appends = report["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["operation"] == "append")
+        .count();
+    assert!(appends > 1, "{report}");
+    let read: Vec<RecordBatch> = FileReader::try_new(std::fs::File::open(&out).unwrap(), None)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(as_stream_rows(&read), expected, "PyIceberg");
+}
