@@ -1,6 +1,6 @@
-//! The jobs endpoints of a real `runnel serve`: status, Prometheus metrics, and
-//! dropping a job, which stops it after a final checkpoint and keeps it stopped across
-//! a server restart.
+//! The jobs endpoints of a real `runnel serve`: status with rates while rows flow,
+//! Prometheus metrics (commit latency included), and dropping a job, which stops it
+//! after a final checkpoint and keeps it stopped across a server restart.
 
 mod common;
 
@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use common::durable::*;
-use common::http::get_json;
+use common::http::{get_json, get_text};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_metrics_and_drop() {
@@ -38,17 +38,44 @@ async fn status_metrics_and_drop() {
         status["last_checkpoint"]["epoch"].as_u64() >= Some(2),
         "{status:#}"
     );
+    // Rows per second, sampled by the server, while the bids still flow in.
+    let status = loop {
+        let status = get_json(&client, &job_url).await;
+        if status["rows_in_per_second"].as_f64() > Some(0.0) {
+            break status;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "{status:#}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        !producer.is_finished(),
+        "rates are measured while rows flow"
+    );
+    assert!(
+        status["rate_window_seconds"].as_f64() > Some(0.0),
+        "{status:#}"
+    );
+    assert!(
+        status["rows_out_per_second"].as_f64() >= Some(0.0),
+        "{status:#}"
+    );
+    assert!(status["rows_in"].as_u64() > Some(0), "{status:#}");
+    let source = status["operators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "bids")
+        .unwrap_or_else(|| panic!("no source operator in {status:#}"));
+    assert!(
+        source["rows_in_per_second"].as_f64() > Some(0.0),
+        "{status:#}"
+    );
+    assert!(source["rows_out_per_second"].is_number(), "{status:#}");
+
     let list = get_json(&client, &format!("{url}/v1/jobs")).await;
     assert_eq!(list["jobs"][0]["id"], JOB, "{list:#}");
 
-    let metrics = client
-        .get(format!("{url}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&client, &format!("{url}/metrics")).await;
     let bids_read = metrics
         .lines()
         .find(|l| {
@@ -59,6 +86,15 @@ async fn status_metrics_and_drop() {
         .unwrap_or_else(|| panic!("no rows_in for the source in\n{metrics}"));
     assert!(bids_read > 0.0, "{metrics}");
     assert!(metrics.contains("# TYPE runnel_checkpoint_duration_seconds gauge"));
+    let commits = metrics
+        .lines()
+        .find_map(|l| {
+            let prefix =
+                format!("runnel_sink_commit_seconds_count{{job=\"{JOB}\",sink=\"output\"}} ");
+            l.strip_prefix(&prefix)?.parse::<f64>().ok()
+        })
+        .unwrap_or_else(|| panic!("no commit latency in\n{metrics}"));
+    assert!(commits > 0.0, "{metrics}");
 
     // Dropping takes a final checkpoint and stops the job for good.
     let reply = client.delete(&job_url).send().await.unwrap();

@@ -14,7 +14,7 @@ use arrow::datatypes::{DataType, TimeUnit};
 use arrow::ipc::reader::{FileReader, StreamReader};
 
 use common::http::{
-    bids_by_partition, flush_row, get_json, newest_event, post_bids, post_sql, sql_file,
+    bids_by_partition, get_json, post_first_half, post_second_half_and_flush, submit_hot_top3,
 };
 use common::python::{python, script};
 use common::s3::{BUCKET, serve_on_s3, start_moto};
@@ -75,31 +75,14 @@ async fn an_iceberg_sink_on_s3_survives_a_kill_and_pyiceberg_reads_it_from_s3() 
 
     let temp = tempfile::tempdir().unwrap();
     let (server, url) = serve_on_s3(&endpoint, &temp.path().join("first.log"));
-    let sink = "WITH (connector = 'iceberg', table = 'hot')";
-    let text = format!(
-        "{}\n{}",
-        sql_file("bids_source.sql", &[("partitions", "2")]),
-        sql_file("hot_top3.sql", &[("with", sink)])
-    );
-    let (status, reply) = post_sql(&client, &url, &text).await;
-    assert_eq!(status, 200, "{reply:#}");
-    for (p, batches) in partitions.iter().enumerate() {
-        for (seq, batch) in batches[..batches.len() / 2].iter().enumerate() {
-            post_bids(&client, &url, "bids", p, seq, batch).await;
-        }
-    }
+    submit_hot_top3(&client, &url, "WITH (connector = 'iceberg', table = 'hot')").await;
+    post_first_half(&client, &url, &partitions).await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     let committed_before_kill = table_rows(&client, &url).await.len();
     drop(server);
 
     let (server, url) = serve_on_s3(&endpoint, &temp.path().join("second.log"));
-    for (p, batches) in partitions.iter().enumerate() {
-        for (seq, batch) in batches.iter().enumerate().skip(batches.len() / 2) {
-            post_bids(&client, &url, "bids", p, seq, batch).await;
-        }
-        let flush = flush_row(&all[0], newest_event(&all) + 60_000);
-        post_bids(&client, &url, "bids", p, batches.len(), &flush).await;
-    }
+    post_second_half_and_flush(&client, &url, &partitions, &all).await;
     let start = Instant::now();
     let mut got = table_rows(&client, &url).await;
     while got.len() < expected.len() && start.elapsed() < Duration::from_secs(60) {

@@ -2,11 +2,13 @@
 //! server while bids are produced over HTTP. In the end the table equals the batch
 //! oracle as read four ways: PyIceberg (from PyPI) through the same SQL catalog,
 //! `GET /v1/tables/{name}`, `POST /v1/query`, and the live results stream read by
-//! pyarrow; and every epoch was committed as exactly one snapshot.
+//! pyarrow; and every epoch was committed as exactly one snapshot. The stream tags each
+//! row with its epoch and that epoch's snapshot, whose summary agrees with both; and
+//! `/metrics` shows how long the commits took.
 
 mod common;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -22,7 +24,8 @@ use serde_json::Value;
 
 use common::durable::{free_port, spawn_server_on, wait_listening};
 use common::http::{
-    bids_by_partition, flush_row, get_json, newest_event, post_bids, read_with_pyarrow, sql_file,
+    bids_by_partition, flush_row, get_json, get_text, newest_event, post_bids, read_with_pyarrow,
+    snapshot_ids, sql_file, without_tags,
 };
 use common::python::{python, script};
 
@@ -75,6 +78,30 @@ async fn oracle(bids: &[RecordBatch]) -> Vec<Row> {
                       COUNT(*) AS bids, MAX(price) AS top_price
                FROM bids GROUP BY 1, 2, 3";
     rows(&ctx.sql(sql).await.unwrap().collect().await.unwrap())
+}
+
+/// The snapshots that appended an epoch (the others are the sink's compactions).
+fn appends(snapshots: &[Value]) -> Vec<&Value> {
+    snapshots
+        .iter()
+        .filter(|s| s["summary"]["operation"] == "append")
+        .collect()
+}
+
+/// The `runnel.epoch` of every append, ascending.
+fn epochs_of(snapshots: &[Value]) -> Vec<i64> {
+    let mut epochs: Vec<i64> = appends(snapshots)
+        .iter()
+        .map(|s| {
+            s["summary"]["runnel.epoch"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    epochs.sort();
+    epochs
 }
 
 async fn table_rows(client: &reqwest::Client, url: &str) -> Vec<RecordBatch> {
@@ -174,21 +201,31 @@ async fn iceberg_table_is_exact_after_ten_kills() {
     };
     assert_eq!(rows(&table), expected, "GET /v1/tables/counts");
 
-    // One snapshot per epoch, each tagged with the sink and its epoch.
+    // One append per epoch, each tagged with the sink and its epoch; the other snapshots
+    // are the sink's compactions, each recording an epoch it holds.
     let metadata: Value = get_json(&client, &format!("{url}/v1/tables/counts/metadata")).await;
     let snapshots = metadata["snapshots"].as_array().unwrap();
-    let epochs: Vec<&str> = snapshots
+    let appended = appends(snapshots);
+    let epochs: Vec<&str> = appended
         .iter()
         .map(|s| s["summary"]["runnel.epoch"].as_str().unwrap())
         .collect();
+    for snapshot in snapshots {
+        let summary = &snapshot["summary"];
+        if summary["operation"] != "append" {
+            assert_eq!(summary["operation"], "replace", "{summary}");
+            let compacted: &str = summary["runnel.compacted-epoch"].as_str().unwrap();
+            assert!(epochs.contains(&compacted), "{summary}");
+        }
+    }
     let distinct: HashSet<&&str> = epochs.iter().collect();
     assert_eq!(
         distinct.len(),
         epochs.len(),
         "an epoch committed twice: {epochs:?}"
     );
-    // Each snapshot names the writer generation that committed it, never going back.
-    let generations: Vec<u64> = snapshots
+    // Each append names the writer generation that committed it, never going back.
+    let generations: Vec<u64> = appended
         .iter()
         .map(|s| {
             s["summary"]["runnel.writer-generation"]
@@ -263,7 +300,55 @@ async fn iceberg_table_is_exact_after_ten_kills() {
     let results = format!("{url}/v1/jobs/counts/results?from=earliest");
     let out = temp.path().join("live.arrow");
     let live = read_with_pyarrow(&results, &out, expected.len());
-    assert_eq!(rows(&live), expected, "results stream");
+    assert_eq!(rows(&without_tags(&live)), expected, "results stream");
+
+    // Each streamed row names its epoch and the snapshot that committed that epoch to
+    // the table: the snapshot's summary says the same epoch, and the rows it added are
+    // the stream's rows of that epoch. Every snapshot's epoch is in the stream.
+    let mut streamed: BTreeMap<i64, (i64, u64)> = BTreeMap::new();
+    for batch in &live {
+        let epochs = common::http::epochs(batch);
+        for (epoch, snapshot) in epochs.into_iter().zip(snapshot_ids(batch)) {
+            let snapshot = snapshot.unwrap_or_else(|| panic!("epoch {epoch} has no snapshot"));
+            let entry = streamed.entry(epoch).or_insert((snapshot, 0));
+            assert_eq!(entry.0, snapshot, "one snapshot per epoch");
+            entry.1 += 1;
+        }
+    }
+    let by_id: BTreeMap<i64, &Value> = snapshots
+        .iter()
+        .map(|s| (s["snapshot_id"].as_i64().unwrap(), &s["summary"]))
+        .collect();
+    for (epoch, (snapshot, rows)) in &streamed {
+        let summary = by_id
+            .get(snapshot)
+            .unwrap_or_else(|| panic!("snapshot {snapshot} of epoch {epoch} is not the table's"));
+        assert_eq!(summary["runnel.epoch"], epoch.to_string(), "{summary}");
+        assert_eq!(summary["runnel.sink-id"], "counts.table", "{summary}");
+        assert_eq!(summary["added-records"], rows.to_string(), "epoch {epoch}");
+    }
+    let committed: Vec<i64> = epochs_of(snapshots);
+    let served: Vec<i64> = streamed.keys().copied().collect();
+    assert_eq!(
+        served, committed,
+        "the stream and the table hold the same epochs"
+    );
+
+    // The commit latency of both sinks, Iceberg's included, as a Prometheus histogram.
+    let metrics = get_text(&client, &format!("{url}/metrics")).await;
+    assert!(metrics.contains("# TYPE runnel_sink_commit_seconds histogram"));
+    for sink in ["table", "output"] {
+        let prefix = format!("runnel_sink_commit_seconds_count{{job=\"counts\",sink=\"{sink}\"}} ");
+        let count: f64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix)?.parse().ok())
+            .unwrap_or_else(|| panic!("no commit latency of {sink} in\n{metrics}"));
+        assert!(count > 0.0, "{sink}: {count}");
+        let infinite = format!(
+            "runnel_sink_commit_seconds_bucket{{job=\"counts\",sink=\"{sink}\",le=\"+Inf\"}} {count}"
+        );
+        assert!(metrics.lines().any(|l| l == infinite), "{infinite}");
+    }
     server.kill().unwrap();
     server.wait().unwrap();
 }

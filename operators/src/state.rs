@@ -197,6 +197,19 @@ pub fn optional_watermark(restored: Option<Millis>) -> Option<Millis> {
     restored.filter(|&w| w != WATERMARK_START)
 }
 
+/// One subtask's state through an Arrow IPC file, as checkpoints store it (for tests).
+#[cfg(test)]
+pub(crate) fn through_ipc(state: Vec<RecordBatch>) -> Vec<RecordBatch> {
+    use arrow::ipc::{reader::FileReader, writer::FileWriter};
+    let mut writer = FileWriter::try_new(Vec::new(), &state[0].schema()).unwrap();
+    for batch in &state {
+        writer.write(batch).unwrap();
+    }
+    let bytes = writer.into_inner().unwrap();
+    let reader = FileReader::try_new(std::io::Cursor::new(bytes), None).unwrap();
+    reader.map(|b| b.unwrap()).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use arrow::array::{Int64Array, StringArray};

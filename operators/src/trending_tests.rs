@@ -9,6 +9,7 @@ use rand::{Rng, SeedableRng};
 use runnel_runtime::WATERMARK_END;
 
 use super::*;
+use crate::state::through_ipc;
 
 /// `(key, window_end, value)`.
 type Row = (Option<String>, i64, Option<u32>);
@@ -322,16 +323,4 @@ fn from_late(batch: &RecordBatch) -> Vec<(Option<String>, i64)> {
             )
         })
         .collect()
-}
-
-/// One subtask's state through an Arrow IPC file, as checkpoints store it.
-fn through_ipc(state: Vec<RecordBatch>) -> Vec<RecordBatch> {
-    use arrow::ipc::{reader::FileReader, writer::FileWriter};
-    let mut writer = FileWriter::try_new(Vec::new(), &state[0].schema()).unwrap();
-    for batch in &state {
-        writer.write(batch).unwrap();
-    }
-    let bytes = writer.into_inner().unwrap();
-    let reader = FileReader::try_new(std::io::Cursor::new(bytes), None).unwrap();
-    reader.map(|b| b.unwrap()).collect()
 }

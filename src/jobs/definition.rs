@@ -107,6 +107,17 @@ impl JobDefinition {
         }
     }
 
+    /// The Iceberg table the job also commits its results to, and the sink id its
+    /// snapshots carry (`runnel.sink-id`): `"{job}.table"`, stable across restarts.
+    pub fn table_sink(&self) -> Option<(&str, String)> {
+        match &self.kind {
+            JobKind::Sql(SqlJob {
+                table: Some(table), ..
+            }) => Some((table, format!("{}.table", self.name))),
+            _ => None,
+        }
+    }
+
     /// Short name of the job's kind, for status output.
     pub fn kind_name(&self) -> &'static str {
         match self.kind {
@@ -153,6 +164,7 @@ mod tests {
         assert_eq!(json["input"]["until"][1], 7);
         let back: JobDefinition = serde_json::from_value(json).unwrap();
         assert_eq!(back, definition);
+        assert_eq!(back.table_sink(), None);
         let JobKind::HotItems(job) = &back.kind else {
             panic!("{back:?}")
         };
@@ -191,6 +203,10 @@ mod tests {
         let back: JobDefinition = serde_json::from_str(&json).unwrap();
         assert_eq!(back, definition);
         assert_eq!((back.kind_name(), back.output_topic()), ("sql", "counts"));
+        assert_eq!(
+            back.table_sink(),
+            Some(("counts", "counts.table".to_string()))
+        );
     }
 
     #[test]

@@ -5,10 +5,11 @@
 //! restores the newest checkpoint and rewinds the sources, so a killed process loses
 //! nothing. A job that fails for an outside reason restarts from its last checkpoint
 //! ([`run_with_restarts`]); a job fenced by a newer instance stops for good and says so.
+//! A background task samples every job's counters for its rates ([`super::rates`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -24,6 +25,7 @@ use tokio::task::JoinHandle;
 
 use super::catalog::{Finished, JobCatalog};
 use super::definition::{HotItemsJob, JobDefinition, JobKind, SqlJob};
+use super::rates::{JobRates, JobRoles, RateWindow, SAMPLE_INTERVAL};
 use crate::data::DataRoot;
 
 /// Builds a job's graph afresh for every attempt.
@@ -61,6 +63,10 @@ pub struct JobStatus {
     pub restarts: u32,
     /// Counters of the current attempt (none before it starts).
     pub metrics: Option<Arc<JobMetrics>>,
+    /// Which nodes are the job's input and output (none before its graph is built).
+    pub roles: Option<JobRoles>,
+    /// Rows per second over the last few seconds (none until sampled twice).
+    pub rates: Option<JobRates>,
 }
 
 struct Live {
@@ -76,11 +82,29 @@ struct Entry {
     live: Mutex<Live>,
     /// Set when the job is being dropped: its end is not a finish.
     dropping: AtomicBool,
+    roles: Mutex<Option<JobRoles>>,
+    rates: Mutex<RateWindow>,
 }
 
 impl Entry {
     fn live(&self) -> std::sync::MutexGuard<'_, Live> {
         self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn roles(&self) -> Option<JobRoles> {
+        self.roles.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn rates(&self) -> std::sync::MutexGuard<'_, RateWindow> {
+        self.rates.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reads the counters of the current attempt into the rate window.
+    fn sample(&self, now: runnel_runtime::Millis) {
+        let metrics = self.live().metrics.clone();
+        if let (Some(metrics), Some(roles)) = (metrics, self.roles()) {
+            self.rates().observe(&metrics, &roles, now);
+        }
     }
 
     fn set(&self, state: JobState, error: Option<String>) {
@@ -115,8 +139,10 @@ impl std::fmt::Debug for JobManager {
 }
 
 impl JobManager {
+    /// The jobs of `data`. Inside a tokio runtime this also starts the task that samples
+    /// the jobs' counters for their rates; it ends when the manager is dropped.
     pub fn new(data: DataRoot, checkpoint_interval: Duration) -> Self {
-        JobManager {
+        let manager = JobManager {
             inner: Arc::new(Inner {
                 log: data.log(),
                 catalog: JobCatalog::new(data.store.clone(), data.root.clone()),
@@ -126,7 +152,11 @@ impl JobManager {
                 tasks: Mutex::default(),
                 shutting_down: AtomicBool::new(false),
             }),
+        };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            tokio::spawn(sample_rates(Arc::downgrade(&manager.inner)));
         }
+        manager
     }
 
     pub fn catalog(&self) -> &JobCatalog {
@@ -184,6 +214,8 @@ impl JobManager {
                 stopper: None,
             }),
             dropping: AtomicBool::new(false),
+            roles: Mutex::default(),
+            rates: Mutex::default(),
         });
         let mut jobs = self.inner.jobs.lock().unwrap_or_else(|p| p.into_inner());
         jobs.insert(definition.name, entry.clone());
@@ -276,6 +308,8 @@ impl JobManager {
 }
 
 fn snapshot(entry: &Entry) -> JobStatus {
+    let rates = entry.rates().rates();
+    let roles = entry.roles();
     let live = entry.live();
     JobStatus {
         definition: entry.definition.clone(),
@@ -283,6 +317,29 @@ fn snapshot(entry: &Entry) -> JobStatus {
         error: live.error.clone(),
         restarts: live.attempts.saturating_sub(1),
         metrics: live.metrics.clone(),
+        roles,
+        rates,
+    }
+}
+
+/// Samples every job's counters each [`SAMPLE_INTERVAL`] while the manager lives.
+async fn sample_rates(inner: Weak<Inner>) {
+    let mut ticker = tokio::time::interval(SAMPLE_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        let entries: Vec<Arc<Entry>> = {
+            let jobs = inner.jobs.lock().unwrap_or_else(|p| p.into_inner());
+            jobs.values().cloned().collect()
+        };
+        drop(inner);
+        let now = SystemClock.now_millis();
+        for entry in entries {
+            entry.sample(now);
+        }
     }
 }
 
@@ -312,6 +369,13 @@ impl Inner {
         let build = match &definition.kind {
             JobKind::HotItems(job) => self.hot_items(definition, job).await?,
             JobKind::Sql(job) => self.sql(definition, job).await?,
+        };
+        // Every attempt's graph says which of its nodes are the job's input and output.
+        let built = entry.clone();
+        let build = move || {
+            let graph = build()?;
+            *built.roles.lock().unwrap_or_else(|p| p.into_inner()) = Some(JobRoles::of(&graph));
+            Ok(graph)
         };
         let checkpoints = ObjectStoreCheckpoints::new(
             self.data.store.clone(),
@@ -402,10 +466,10 @@ impl Inner {
         let (plan, parallelism) = (job.plan.clone(), definition.parallelism);
         let producer = format!("{name}.sink");
         // The sink id names the job, so it survives restarts, rescaling and upgrades.
-        let table: Option<Arc<dyn runnel_runtime::Sink>> = match &job.table {
-            Some(table) => {
+        let table: Option<Arc<dyn runnel_runtime::Sink>> = match definition.table_sink() {
+            Some((table, sink_id)) => {
                 let catalog = self.data.iceberg().await?;
-                let sink = IcebergSink::new(catalog, table, &format!("{name}.table"), schema)
+                let sink = IcebergSink::new(catalog, table, &sink_id, schema)
                     .await
                     .with_context(|| format!("job {name}: Iceberg table {table}"))?;
                 Some(Arc::new(sink))
@@ -416,10 +480,12 @@ impl Inner {
             let flow = Dataflow::new(&name).with_parallelism(parallelism);
             let sink = LogSink::new(output.clone(), producer.clone())?;
             let results = runnel_sql::build(&plan, &flow, &sources)?;
-            results.sink("output", Arc::new(sink))?;
+            // The table first: sinks commit in graph order, so by the time the results
+            // stream serves an epoch's rows, the table holds that epoch's snapshot.
             if let Some(table) = &table {
                 results.sink("table", table.clone())?;
             }
+            results.sink("output", Arc::new(sink))?;
             flow.build()
         }))
     }

@@ -4,9 +4,13 @@
 pub mod catalog;
 pub mod definition;
 pub mod manager;
+pub mod rates;
+pub mod snapshots;
 pub mod sources;
 
 pub use catalog::{Created, Finished, JobCatalog};
 pub use definition::{HotItemsJob, JobDefinition, JobKind, LogInput, SqlJob};
 pub use manager::{JobManager, JobState, JobStatus};
+pub use rates::{JobRates, JobRoles, OperatorRates};
+pub use snapshots::SnapshotLookup;
 pub use sources::SourceCatalog;

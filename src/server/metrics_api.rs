@@ -2,6 +2,11 @@
 //!
 //! Rendered on request from the live counters (plain atomics owned by each job), so
 //! there is no registry to keep in sync and a job's series vanish with the job.
+//!
+//! Phase-2 commit latency is a histogram per job and sink node,
+//! `runnel_sink_commit_seconds{job, sink}` (`_bucket{le}`, `_sum`, `_count`): the runtime
+//! times every `Sink::commit_as` call, so an Iceberg table's catalog commit and a log
+//! append show side by side.
 
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
@@ -36,7 +41,10 @@ struct Family {
     name: &'static str,
     help: &'static str,
     kind: &'static str,
+    /// `(labels, value)`.
     samples: Vec<(String, f64)>,
+    /// `(name suffix, labels, value)`: the `_bucket`, `_sum` and `_count` of a histogram.
+    suffixed: Vec<(&'static str, String, f64)>,
 }
 
 /// The Prometheus text for `jobs`, with watermark lag measured against `now` (ms).
@@ -46,6 +54,7 @@ pub fn render(jobs: &[JobStatus], now: i64) -> String {
         help,
         kind,
         samples: Vec::new(),
+        suffixed: Vec::new(),
     };
     let mut rows_in = family(
         "runnel_operator_rows_in_total",
@@ -81,6 +90,11 @@ pub fn render(jobs: &[JobStatus], now: i64) -> String {
         "runnel_checkpoint_size_bytes",
         "Bytes of state in the newest checkpoint.",
         "gauge",
+    );
+    let mut commits = family(
+        "runnel_sink_commit_seconds",
+        "Phase-2 commit latency of a sink, per checkpoint (this attempt of the job).",
+        "histogram",
     );
     let mut up = family(
         "runnel_job_running",
@@ -119,6 +133,21 @@ pub fn render(jobs: &[JobStatus], now: i64) -> String {
                 .push((labels.clone(), millis as f64 / 1000.0));
             size.samples.push((labels, bytes as f64));
         }
+        for (sink, histogram) in metrics.checkpoints.sink_commits() {
+            let labels = format!("job=\"{name}\",sink=\"{}\"", escape(&sink));
+            for (bound, count) in &histogram.buckets {
+                let le = match bound.is_finite() {
+                    true => bound.to_string(),
+                    false => "+Inf".to_string(),
+                };
+                let labels = format!("{labels},le=\"{le}\"");
+                commits.suffixed.push(("_bucket", labels, *count as f64));
+            }
+            let sum = histogram.sum_seconds;
+            commits.suffixed.push(("_sum", labels.clone(), sum));
+            let count = histogram.count as f64;
+            commits.suffixed.push(("_count", labels, count));
+        }
     }
     let mut out = String::new();
     for family in [
@@ -129,12 +158,16 @@ pub fn render(jobs: &[JobStatus], now: i64) -> String {
         checkpoints,
         duration,
         size,
+        commits,
         up,
     ] {
         let _ = writeln!(out, "# HELP {} {}", family.name, family.help);
         let _ = writeln!(out, "# TYPE {} {}", family.name, family.kind);
         for (labels, value) in family.samples {
             let _ = writeln!(out, "{}{{{labels}}} {value}", family.name);
+        }
+        for (suffix, labels, value) in family.suffixed {
+            let _ = writeln!(out, "{}{suffix}{{{labels}}} {value}", family.name);
         }
     }
     out
@@ -151,6 +184,7 @@ fn escape(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+    use std::time::Duration;
 
     use runnel_runtime::{CheckpointMetrics, JobMetrics, NodeMetrics};
 
@@ -173,6 +207,12 @@ mod tests {
             checkpoints: CheckpointMetrics::default(),
         };
         metrics.checkpoints.record(3, 10_000, 250, 4096);
+        metrics
+            .checkpoints
+            .record_sink_commit("table", Duration::from_millis(40));
+        metrics
+            .checkpoints
+            .record_sink_commit("table", Duration::from_millis(2_000));
         let input = LogInput {
             topic: "bids".into(),
             until: None,
@@ -183,6 +223,8 @@ mod tests {
             error: None,
             restarts: 0,
             metrics: Some(Arc::new(metrics)),
+            roles: None,
+            rates: None,
         };
         let text = render(&[job], 10_000);
         for line in [
@@ -192,6 +234,14 @@ mod tests {
             "runnel_checkpoints_completed_total{job=\"hot\"} 1",
             "runnel_checkpoint_duration_seconds{job=\"hot\"} 0.25",
             "runnel_checkpoint_size_bytes{job=\"hot\"} 4096",
+            "# TYPE runnel_sink_commit_seconds histogram",
+            "runnel_sink_commit_seconds_bucket{job=\"hot\",sink=\"table\",le=\"0.025\"} 0",
+            "runnel_sink_commit_seconds_bucket{job=\"hot\",sink=\"table\",le=\"0.05\"} 1",
+            "runnel_sink_commit_seconds_bucket{job=\"hot\",sink=\"table\",le=\"1\"} 1",
+            "runnel_sink_commit_seconds_bucket{job=\"hot\",sink=\"table\",le=\"2.5\"} 2",
+            "runnel_sink_commit_seconds_bucket{job=\"hot\",sink=\"table\",le=\"+Inf\"} 2",
+            "runnel_sink_commit_seconds_sum{job=\"hot\",sink=\"table\"} 2.04",
+            "runnel_sink_commit_seconds_count{job=\"hot\",sink=\"table\"} 2",
             "runnel_job_running{job=\"hot\"} 1",
         ] {
             assert!(

@@ -1,5 +1,6 @@
 //! Talking to a `runnel serve` from tests: SQL, bids as Arrow IPC with idempotent
-//! producer headers, and reading results with pyarrow.
+//! producer headers, and reading results with pyarrow (and taking apart the `_epoch` and
+//! `_snapshot_id` columns the results stream adds).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -55,6 +56,11 @@ pub async fn get_json(client: &reqwest::Client, url: &str) -> Value {
     client.get(url).send().await.unwrap().json().await.unwrap()
 }
 
+/// `GET url`, answered with text (the Prometheus metrics).
+pub async fn get_text(client: &reqwest::Client, url: &str) -> String {
+    client.get(url).send().await.unwrap().text().await.unwrap()
+}
+
 /// `POST /v1/sql`: the status and the JSON reply.
 pub async fn post_sql(client: &reqwest::Client, url: &str, sql: &str) -> (u16, Value) {
     let reply = client
@@ -71,6 +77,45 @@ fn ipc(batch: &RecordBatch) -> Vec<u8> {
     let mut writer = StreamWriter::try_new(Vec::new(), &batch.schema()).unwrap();
     writer.write(batch).unwrap();
     writer.into_inner().unwrap()
+}
+
+/// Posts the first half of every partition's batches to topic `bids` (producer sequence
+/// numbers from 0).
+pub async fn post_first_half(client: &reqwest::Client, url: &str, partitions: &[Vec<RecordBatch>]) {
+    for (p, batches) in partitions.iter().enumerate() {
+        for (seq, batch) in batches[..batches.len() / 2].iter().enumerate() {
+            post_bids(client, url, "bids", p, seq, batch).await;
+        }
+    }
+}
+
+/// Posts the second half of every partition's batches to topic `bids`, then a row a
+/// minute after the newest bid of `all`, which closes every window.
+pub async fn post_second_half_and_flush(
+    client: &reqwest::Client,
+    url: &str,
+    partitions: &[Vec<RecordBatch>],
+    all: &[RecordBatch],
+) {
+    for (p, batches) in partitions.iter().enumerate() {
+        for (seq, batch) in batches.iter().enumerate().skip(batches.len() / 2) {
+            post_bids(client, url, "bids", p, seq, batch).await;
+        }
+        let flush = flush_row(&all[0], newest_event(all) + 60_000);
+        post_bids(client, url, "bids", p, batches.len(), &flush).await;
+    }
+}
+
+/// `POST /v1/sql` of the bids source (2 partitions) and the top-3 sink `hot` with the
+/// `WITH` clause `with`; panics unless it is accepted.
+pub async fn submit_hot_top3(client: &reqwest::Client, url: &str, with: &str) {
+    let text = format!(
+        "{}\n{}",
+        sql_file("bids_source.sql", &[("partitions", "2")]),
+        sql_file("hot_top3.sql", &[("with", with)])
+    );
+    let (status, reply) = post_sql(client, url, &text).await;
+    assert_eq!(status, 200, "{reply:#}");
 }
 
 /// Appends `batch` to `topic`'s `partition` as request `seq` of that partition's
@@ -133,6 +178,42 @@ pub fn flush_row(template: &RecordBatch, at: i64) -> RecordBatch {
         })
         .collect();
     RecordBatch::try_new(one.schema(), columns).unwrap()
+}
+
+/// The column of a results stream holding the epoch that committed each row.
+pub const EPOCH: &str = "_epoch";
+/// The column of a results stream holding the Iceberg snapshot of that epoch.
+pub const SNAPSHOT_ID: &str = "_snapshot_id";
+
+/// The job's own columns of results-stream batches: without `_epoch` and `_snapshot_id`
+/// (which every streamed batch must have), as an oracle has them.
+pub fn without_tags(batches: &[RecordBatch]) -> Vec<RecordBatch> {
+    batches
+        .iter()
+        .map(|b| {
+            let schema = b.schema();
+            let tags = [EPOCH, SNAPSHOT_ID].map(|name| {
+                schema
+                    .index_of(name)
+                    .unwrap_or_else(|_| panic!("no {name} in {schema}"))
+            });
+            let keep: Vec<usize> = (0..b.num_columns()).filter(|i| !tags.contains(i)).collect();
+            b.project(&keep).unwrap()
+        })
+        .collect()
+}
+
+/// The `_epoch` of every row of a results-stream batch.
+pub fn epochs(batch: &RecordBatch) -> Vec<i64> {
+    let column = batch.column_by_name(EPOCH).unwrap();
+    assert_eq!(column.null_count(), 0, "_epoch is never null");
+    column.as_primitive::<Int64Type>().values().to_vec()
+}
+
+/// The `_snapshot_id` of every row of a results-stream batch (`None` where null).
+pub fn snapshot_ids(batch: &RecordBatch) -> Vec<Option<i64>> {
+    let column = batch.column_by_name(SNAPSHOT_ID).unwrap();
+    column.as_primitive::<Int64Type>().iter().collect()
 }
 
 /// Reads `rows` rows of a results stream with pyarrow (`tests/python/read_results.py`).

@@ -27,7 +27,7 @@ use iceberg::{
     TableCommit, TableCreation, TableIdent,
 };
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
 use super::object_io::{ObjectStoreStorage, ObjectStoreStorageFactory};
 
@@ -82,15 +82,18 @@ impl ObjectStoreCatalog {
             .join(format!("{version:020}.pointer").as_str())
     }
 
-    /// The newest version of `table` and its metadata location, if the table exists.
-    async fn current(&self, table: &TableIdent) -> Result<Option<(u64, String)>> {
-        let dir = self.table_dir(table);
-        let listed: Vec<_> = self
-            .store
-            .list(Some(&dir))
+    /// Every object of `table`'s pointer directory.
+    async fn pointer_objects(&self, table: &TableIdent) -> Result<Vec<ObjectMeta>> {
+        self.store
+            .list(Some(&self.table_dir(table)))
             .try_collect()
             .await
-            .map_err(store_error(format!("listing the versions of {table}")))?;
+            .map_err(store_error(format!("listing the versions of {table}")))
+    }
+
+    /// The newest version of `table` and its metadata location, if the table exists.
+    async fn current(&self, table: &TableIdent) -> Result<Option<(u64, String)>> {
+        let listed = self.pointer_objects(table).await?;
         let newest = listed
             .iter()
             .filter_map(|meta| {
@@ -293,13 +296,7 @@ impl Catalog for ObjectStoreCatalog {
     }
 
     async fn drop_table(&self, table: &TableIdent) -> Result<()> {
-        let dir = self.table_dir(table);
-        let listed: Vec<_> = self
-            .store
-            .list(Some(&dir))
-            .try_collect()
-            .await
-            .map_err(store_error(format!("listing the versions of {table}")))?;
+        let listed = self.pointer_objects(table).await?;
         if listed.is_empty() {
             return Err(Self::no_such_table(table));
         }

@@ -22,6 +22,10 @@
 //!   metadata, so the dedup state is rebuilt after a restart from segment footers alone.
 //! - **Reads from any offset**: whole segments are fetched with one GET each and
 //!   decoded zero-copy ([`segment`]), then sliced.
+//! - **Committing epochs.** An exactly-once sink's append ([`Topic::append_committed`])
+//!   also records the checkpoint epoch that committed it, next to the producer; a read
+//!   returns it per batch and [`Topic::first_offset_from_epoch`] finds where an epoch
+//!   starts, so a reader can resume right after the last epoch it saw.
 //!
 //! Deviations from the first design, on purpose:
 //! - Segments also record `runnel.row_count` in their schema metadata, so a partition's

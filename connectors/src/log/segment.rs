@@ -8,7 +8,11 @@
 //!   from the last segment's footer alone;
 //! - `runnel.producer_id`, `runnel.producer_seq`: the producer of the append, so the
 //!   dedup state can be rebuilt after a restart by reading only footers (a small ranged
-//!   GET of each object's tail), never the data.
+//!   GET of each object's tail), never the data;
+//! - `runnel.epoch`: the checkpoint epoch whose phase-2 commit appended the segment (an
+//!   exactly-once sink's append), so a reader can tell which epoch committed each row and
+//!   resume after one. Plain appends have none, nor do segments written before the key
+//!   existed: both read as before.
 //!
 //! Any Arrow reader opens a segment (`pyarrow.ipc.open_file`). Reads decode the whole
 //! object zero-copy: the fetched bytes become an Arrow `Buffer` and every column slices
@@ -25,12 +29,14 @@ use arrow::ipc::root_as_footer;
 use arrow::ipc::writer::FileWriter;
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
+use runnel_runtime::Epoch;
 
 use super::producer::ProducerSeq;
 
 const ROW_COUNT: &str = "runnel.row_count";
 const PRODUCER_ID: &str = "runnel.producer_id";
 const PRODUCER_SEQ: &str = "runnel.producer_seq";
+const EPOCH: &str = "runnel.epoch";
 
 /// Footer length (4 bytes) + `ARROW1`.
 const TRAILER_LEN: usize = 10;
@@ -44,6 +50,15 @@ pub(crate) const FOOTER_GUESS: u64 = 4096;
 pub(crate) struct SegmentMeta {
     pub rows: u64,
     pub producer: Option<ProducerSeq>,
+    /// The epoch whose commit appended the segment; `None` for a plain append.
+    pub epoch: Option<Epoch>,
+}
+
+/// A whole segment, decoded.
+#[derive(Debug)]
+pub(crate) struct Decoded {
+    pub batches: Vec<RecordBatch>,
+    pub epoch: Option<Epoch>,
 }
 
 /// Encodes `batches` (already checked against `schema`) as one segment.
@@ -52,12 +67,16 @@ pub(crate) fn encode(
     batches: &[RecordBatch],
     rows: u64,
     producer: Option<&ProducerSeq>,
+    epoch: Option<Epoch>,
 ) -> Result<Bytes, ArrowError> {
     let mut metadata = schema.metadata().clone();
     metadata.insert(ROW_COUNT.into(), rows.to_string());
     if let Some(p) = producer {
         metadata.insert(PRODUCER_ID.into(), p.producer_id.clone());
         metadata.insert(PRODUCER_SEQ.into(), p.seq.to_string());
+    }
+    if let Some(epoch) = epoch {
+        metadata.insert(EPOCH.into(), epoch.to_string());
     }
     let schema = Schema::new_with_metadata(schema.fields().clone(), metadata);
     let size: usize = batches.iter().map(|b| b.get_array_memory_size()).sum();
@@ -116,14 +135,20 @@ fn meta_of(metadata: &HashMap<String, String>) -> Result<SegmentMeta, ArrowError
         (Some(id), Some(seq)) => Some(ProducerSeq::new(id.clone(), seq)),
         _ => None,
     };
-    Ok(SegmentMeta { rows, producer })
+    let epoch = number(EPOCH)?;
+    Ok(SegmentMeta {
+        rows,
+        producer,
+        epoch,
+    })
 }
 
 /// Decodes a whole segment into batches carrying the topic's `schema`, zero-copy.
-pub(crate) fn decode(schema: &SchemaRef, bytes: Bytes) -> Result<Vec<RecordBatch>, ArrowError> {
+pub(crate) fn decode(schema: &SchemaRef, bytes: Bytes) -> Result<Decoded, ArrowError> {
     let buffer = Buffer::from(bytes);
     let (file_schema, version) = footer_schema(&buffer)?;
     check_fields(schema, &file_schema)?;
+    let epoch = meta_of(file_schema.metadata())?.epoch;
     let span = footer_span(&buffer)?;
     let footer = root_as_footer(&buffer[buffer.len() - span..buffer.len() - TRAILER_LEN])
         .map_err(|e| ArrowError::ParseError(format!("bad segment footer: {e}")))?;
@@ -151,7 +176,7 @@ pub(crate) fn decode(schema: &SchemaRef, bytes: Bytes) -> Result<Vec<RecordBatch
             batches.push(batch);
         }
     }
-    Ok(batches)
+    Ok(Decoded { batches, epoch })
 }
 
 fn check_fields(topic: &Schema, file: &Schema) -> Result<(), ArrowError> {
@@ -206,21 +231,40 @@ mod tests {
         let schema = schema();
         let batches = vec![batch(&schema, 0, 3), batch(&schema, 3, 4)];
         let producer = ProducerSeq::new("job-1", 9);
-        let bytes = encode(&schema, &batches, 7, Some(&producer)).unwrap();
+        let bytes = encode(&schema, &batches, 7, Some(&producer), Some(12)).unwrap();
         // The footer alone, as a ranged read of the tail would return it.
         let span = footer_span(&bytes).unwrap();
         let meta = read_meta(&bytes[bytes.len() - span..]).unwrap();
         assert_eq!(meta.rows, 7);
         assert_eq!(meta.producer, Some(producer));
+        assert_eq!(meta.epoch, Some(12));
         let back = decode(&schema, bytes).unwrap();
-        assert_eq!(back, batches);
-        assert_eq!(back[0].schema(), schema);
+        assert_eq!(back.batches, batches);
+        assert_eq!(back.epoch, Some(12));
+        // Readers see the topic schema, not the segment's bookkeeping.
+        assert_eq!(back.batches[0].schema(), schema);
+    }
+
+    #[test]
+    fn segments_without_an_epoch_still_read() {
+        let schema = schema();
+        // What a plain append writes, and what every segment held before epochs were
+        // recorded: no `runnel.epoch` key at all.
+        let bytes = encode(&schema, &[batch(&schema, 0, 2)], 2, None, None).unwrap();
+        assert_eq!(read_meta(&bytes).unwrap().epoch, None);
+        let back = decode(&schema, bytes).unwrap();
+        assert_eq!((back.batches[0].num_rows(), back.epoch), (2, None));
+        // A malformed epoch is an error, not a silent "no epoch".
+        let mut metadata = HashMap::new();
+        metadata.insert(ROW_COUNT.to_string(), "2".to_string());
+        metadata.insert(EPOCH.to_string(), "two".to_string());
+        assert!(meta_of(&metadata).is_err());
     }
 
     #[test]
     fn segments_without_producer_and_garbage_are_told_apart() {
         let schema = schema();
-        let bytes = encode(&schema, &[batch(&schema, 0, 1)], 1, None).unwrap();
+        let bytes = encode(&schema, &[batch(&schema, 0, 1)], 1, None, None).unwrap();
         assert_eq!(read_meta(&bytes).unwrap().producer, None);
         assert!(read_meta(b"not an arrow file at all").is_err());
         assert!(read_meta(b"short").is_err());

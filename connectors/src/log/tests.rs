@@ -368,3 +368,52 @@ async fn a_local_directory_log_survives_reopen() {
             .is_file()
     );
 }
+
+#[tokio::test]
+async fn reads_say_which_epoch_committed_each_segment() {
+    for s in stores() {
+        let topic = s.log().create_topic("epochs", 1, schema()).await.unwrap();
+        // Two plain appends (no epoch), then committed segments of epochs that never go
+        // down, several per epoch as several subtasks would append them.
+        let epochs = [
+            None,
+            None,
+            Some(1),
+            Some(1),
+            Some(2),
+            Some(4),
+            Some(4),
+            Some(9),
+        ];
+        let mut bases = Vec::new();
+        let mut next = 0;
+        for (i, epoch) in epochs.iter().enumerate() {
+            let rows = batch(next..next + 1 + i as i64);
+            let producer = ProducerSeq::new("sink-0", i as u64);
+            let ack = match epoch {
+                None => topic.append(0, &[rows], None).await,
+                Some(e) => topic.append_committed(0, &[rows], producer, *e).await,
+            }
+            .unwrap();
+            bases.push(ack.base_offset);
+            next = ack.next_offset as i64;
+        }
+        // A fresh handle reads the epochs back from the segments alone.
+        let reopened = s.log().topic("epochs").await.unwrap();
+        let read = reopened.read(0, 0, usize::MAX).await.unwrap();
+        assert_eq!(read.epochs, epochs, "{}", s.kind);
+        assert_eq!(read.epochs.len(), read.batches.len());
+        // A read from the middle of a segment keeps that segment's epoch.
+        let middle = reopened.read(0, bases[5] + 1, 3).await.unwrap();
+        assert_eq!(middle.epochs, vec![Some(4)]);
+        // The first segment of each epoch or later, against a scan of the segments.
+        for wanted in 0..11 {
+            let expected = epochs
+                .iter()
+                .position(|e| e.unwrap_or(0) >= wanted)
+                .map_or(next as u64, |i| bases[i]);
+            let found = reopened.first_offset_from_epoch(0, wanted).await.unwrap();
+            assert_eq!(found, expected, "epoch {wanted} on {}", s.kind);
+        }
+    }
+}

@@ -14,7 +14,7 @@ use arrow::datatypes::{Schema, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use object_store::ObjectStore;
 use object_store::path::Path;
-use runnel_runtime::{Error, Result};
+use runnel_runtime::{Epoch, Error, Result};
 
 use super::names::partition_dir;
 use super::partition::Partition;
@@ -40,6 +40,10 @@ pub struct AppendAck {
 pub struct ReadResult {
     /// The rows, in offset order, with the topic schema. Empty when caught up.
     pub batches: Vec<RecordBatch>,
+    /// One entry per batch: the epoch whose exactly-once commit appended it
+    /// ([`Topic::append_committed`]), or `None` for a plain append (and for segments
+    /// written before the log recorded epochs).
+    pub epochs: Vec<Option<Epoch>>,
     /// Offset of the row after the last one returned (where to read next).
     pub next_offset: u64,
 }
@@ -151,6 +155,32 @@ impl Topic {
         batches: &[RecordBatch],
         producer: Option<ProducerSeq>,
     ) -> Result<AppendAck> {
+        self.append_segment(partition, batches, producer, None)
+            .await
+    }
+
+    /// [`Topic::append`] for phase 2 of an exactly-once sink: the segment also records
+    /// the checkpoint `epoch` that commits it, which readers get back in
+    /// [`ReadResult::epochs`] (and [`Topic::first_offset_from_epoch`] searches). A retry
+    /// acknowledged as a duplicate keeps the epoch of the original append.
+    pub async fn append_committed(
+        &self,
+        partition: u32,
+        batches: &[RecordBatch],
+        producer: ProducerSeq,
+        epoch: Epoch,
+    ) -> Result<AppendAck> {
+        self.append_segment(partition, batches, Some(producer), Some(epoch))
+            .await
+    }
+
+    async fn append_segment(
+        &self,
+        partition: u32,
+        batches: &[RecordBatch],
+        producer: Option<ProducerSeq>,
+        epoch: Option<Epoch>,
+    ) -> Result<AppendAck> {
         let target = self.partition(partition)?;
         let schema = &self.inner.schema;
         let mut checked = Vec::with_capacity(batches.len());
@@ -167,7 +197,7 @@ impl Topic {
         if checked.len() > 1 && segment::has_dictionaries(schema) {
             checked = vec![concat_batches(schema, &checked)?];
         }
-        let payload = segment::encode(schema, &checked, rows, producer.as_ref())?;
+        let payload = segment::encode(schema, &checked, rows, producer.as_ref(), epoch)?;
         target.append(payload, rows, producer.as_ref()).await
     }
 
@@ -185,6 +215,17 @@ impl Topic {
     /// decoded zero-copy, then sliced to the requested range.
     pub async fn read(&self, partition: u32, from: u64, max_rows: usize) -> Result<ReadResult> {
         self.partition(partition)?.read(from, max_rows).await
+    }
+
+    /// The offset of the first row of `partition` committed by `epoch` or a later one
+    /// (the end of the partition if none is yet), so a reader that has seen everything up
+    /// to epoch `epoch - 1` resumes there. Rows of plain appends count as epoch 0. The
+    /// search assumes epochs do not go down along a partition, as an exactly-once sink
+    /// appends them; filter [`ReadResult::epochs`] as well where that is not certain.
+    pub async fn first_offset_from_epoch(&self, partition: u32, epoch: Epoch) -> Result<u64> {
+        self.partition(partition)?
+            .first_offset_from_epoch(epoch)
+            .await
     }
 
     /// The last sequence number `producer_id` appended to `partition`, so a restarted

@@ -15,6 +15,7 @@ use super::WindowJoinSpec;
 use super::operator::WindowJoinOperator;
 use super::oracle::*;
 use super::tests::{operator, random_run};
+use crate::state::through_ipc;
 use crate::state::{empty_state, key_group_field, key_groups, state_for_subtask, state_schema};
 
 /// The rows of `batch` that subtask `s` of `p` receives when a hash edge routes by `keys`.
@@ -168,16 +169,4 @@ fn state_of_another_kind_or_shape_is_refused() {
     let mut restored = operator(&spec, 128);
     restored.restore(state).unwrap();
     assert_eq!(restored.pending[0].values().flatten().count(), 1);
-}
-
-/// One subtask's state through an Arrow IPC file, as checkpoints store it.
-fn through_ipc(state: Vec<RecordBatch>) -> Vec<RecordBatch> {
-    use arrow::ipc::{reader::FileReader, writer::FileWriter};
-    let mut writer = FileWriter::try_new(Vec::new(), &state[0].schema()).unwrap();
-    for batch in &state {
-        writer.write(batch).unwrap();
-    }
-    let bytes = writer.into_inner().unwrap();
-    let reader = FileReader::try_new(std::io::Cursor::new(bytes), None).unwrap();
-    reader.map(|b| b.unwrap()).collect()
 }

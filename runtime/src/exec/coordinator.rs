@@ -3,14 +3,16 @@
 //! It injects `Barrier(epoch)` at every source subtask, collects one acknowledgement per
 //! subtask (source positions, state files, staged sink output), and when every subtask
 //! has acknowledged an epoch it writes that epoch's manifest (create-only, fenced) and
-//! only then runs phase 2 of every sink. At most one checkpoint is in flight.
+//! only then runs phase 2 of every sink, one sink after the other in graph order, timing
+//! each commit ([`crate::CheckpointMetrics::record_sink_commit`]). At most one checkpoint
+//! is in flight.
 //!
 //! The end of the input is a checkpoint too: when every source subtask has finished
 //! (bounded input exhausted, or the job was asked to stop) the coordinator injects a
 //! final barrier, and the sources send `End` right behind it. So sinks commit
 //! everything a job produced, with or without periodic checkpoints.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -204,7 +206,7 @@ impl Coordinator {
         let mut operators = Vec::new();
         let mut sources = Vec::new();
         let mut sinks = Vec::new();
-        let mut staged: HashMap<usize, Vec<Staged>> = HashMap::new();
+        let mut staged: BTreeMap<usize, Vec<Staged>> = BTreeMap::new();
         for (node, subtask, part) in flight.acks {
             let info = &self.nodes[node];
             match part {
@@ -283,10 +285,16 @@ impl Coordinator {
             }
         }
         let generation = self.durable.as_ref().map_or(0, |d| d.position.generation());
+        // In graph order, as after a restart: a job that adds its table sink before the
+        // sink its results stream reads has every epoch in the table first.
         for (node, mut parts) in staged {
             parts.sort_by_key(|s| s.subtask);
             if let Some(sink) = &self.nodes[node].sink {
+                let started = std::time::Instant::now();
                 sink.commit_as(epoch, generation, parts).await?;
+                self.metrics
+                    .checkpoints
+                    .record_sink_commit(&self.nodes[node].name, started.elapsed());
             }
         }
         if let Some(durable) = &self.durable {

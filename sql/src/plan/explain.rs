@@ -118,6 +118,18 @@ fn write_pipeline(
 mod tests {
     use crate::{Statement, parse, plan_sink};
 
+    /// The lines `EXPLAIN` prints for `text`: a source, then `EXPLAIN CREATE SINK ...`.
+    fn explain(text: &str) -> Vec<String> {
+        let statements = parse(text).unwrap();
+        let (Statement::CreateSource(bids), Statement::Explain(sink)) =
+            (&statements[0], &statements[1])
+        else {
+            panic!("{statements:?}");
+        };
+        let plan = plan_sink(sink, std::slice::from_ref(bids)).unwrap();
+        plan.to_string().lines().map(str::to_string).collect()
+    }
+
     #[test]
     fn explain_lists_one_operator_per_line() {
         let text = "CREATE SOURCE bids (auction BIGINT, price BIGINT, date_time TIMESTAMP(3), \
@@ -130,17 +142,8 @@ mod tests {
                     FROM HOP(bids, date_time, INTERVAL '2' SECOND, INTERVAL '10' SECOND)
                     WHERE price > 10
                     GROUP BY auction, window_start, window_end)) WHERE rn <= 3";
-        let statements = parse(text).unwrap();
-        let (Statement::CreateSource(bids), Statement::Explain(sink)) =
-            (&statements[0], &statements[1])
-        else {
-            panic!("{statements:?}");
-        };
-        let plan = plan_sink(sink, std::slice::from_ref(bids)).unwrap();
-        let explained = plan.to_string();
-        let lines: Vec<&str> = explained.lines().collect();
         assert_eq!(
-            lines,
+            explain(text),
             [
                 "source bids (log topic bids), event time date_time, watermark delay 5000 ms",
                 "filter (price > 10)",
@@ -151,11 +154,6 @@ mod tests {
             ]
         );
     }
-}
-
-#[cfg(test)]
-mod join_tests {
-    use crate::{Statement, parse, plan_sink};
 
     /// A join prints its second input indented under it (both count per auction: the
     /// build shares that prefix); the regroup of the maximum per window is a
@@ -177,17 +175,8 @@ mod join_tests {
                GROUP BY window_start, window_end) m
             ON c.window_start = m.window_start AND c.window_end = m.window_end
                AND c.num >= m.maxn";
-        let statements = parse(text).unwrap();
-        let (Statement::CreateSource(bids), Statement::Explain(sink)) =
-            (&statements[0], &statements[1])
-        else {
-            panic!("{statements:?}");
-        };
-        let plan = plan_sink(sink, std::slice::from_ref(bids)).unwrap();
-        let explained = plan.to_string();
-        let lines: Vec<&str> = explained.lines().collect();
         assert_eq!(
-            lines,
+            explain(text),
             [
                 "source bids (log topic bids), event time date_time, watermark delay 1000 ms",
                 "window TUMBLE(size 10000 ms) by [auction]: count(*) AS __agg0",

@@ -6,11 +6,12 @@
 //! number in the log (read fresh before the first entry and after any error, then
 //! advanced by its own appends): `last >= seq` means the entry is in the log already and
 //! is skipped; `seq == last + 1` appends it with its [`ProducerSeq`]; anything else is a
-//! gap and an [`Error::Internal`]. An error leaves the outcome unknown, so it is resolved
-//! by re-reading the log, never by guessing: external errors are retried that way a few
-//! times with backoff, and an append the log refuses (say, as too old to acknowledge
-//! again, because a concurrent committer appended it and moved on) counts as done if the
-//! log now holds it.
+//! gap and an [`Error::Internal`]. Each append records the epoch being committed in its
+//! segment, so readers of the topic know which epoch committed each row. An error leaves
+//! the outcome unknown, so it is resolved by re-reading the log, never by guessing:
+//! external errors are retried that way a few times with backoff, and an append the log
+//! refuses (say, as too old to acknowledge again, because a concurrent committer
+//! appended it and moved on) counts as done if the log now holds it.
 
 use std::collections::BTreeMap;
 
@@ -187,8 +188,9 @@ impl Run {
         }
         let producer = ProducerSeq::new(self.producer_id.clone(), seq);
         // A duplicate acknowledgement means a concurrent committer won: also success.
+        let batches = std::slice::from_ref(batch);
         self.topic
-            .append(self.partition, std::slice::from_ref(batch), Some(producer))
+            .append_committed(self.partition, batches, producer, self.epoch)
             .await?;
         *last = Some(Some(seq));
         Ok(())

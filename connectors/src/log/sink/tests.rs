@@ -237,6 +237,58 @@ async fn a_partial_commit_is_completed_by_the_next_instance() {
 }
 
 #[tokio::test]
+async fn every_committed_row_carries_the_epoch_that_committed_it() {
+    let store = memory();
+    create_topic(&store, 1).await;
+    let sink = open_sink(&store, false).await;
+    let mut writers = open_writers(&sink, 2).await;
+    // Epoch 5 commits ids 0..10, epoch 6 nothing, epoch 7 ids 10..13; the first commit
+    // of epoch 7 is cut short and a new instance commits all of it again.
+    writers[0].write(batch(0..6)).await.unwrap();
+    writers[1].write(batch(6..10)).await.unwrap();
+    let five = pre_commit(&mut writers, 5).await;
+    sink.commit(5, five).await.unwrap();
+    let six = pre_commit(&mut writers, 6).await;
+    sink.commit(6, six).await.unwrap();
+    writers[0].write(batch(10..12)).await.unwrap();
+    writers[1].write(batch(12..13)).await.unwrap();
+    let seven = pre_commit(&mut writers, 7).await;
+    let mut first = true;
+    let partial = subset(&seven, || std::mem::replace(&mut first, false));
+    sink.commit(7, partial).await.unwrap();
+    drop((sink, writers));
+    let sink = open_sink(&store, false).await;
+    sink.commit(7, seven).await.unwrap();
+
+    let topic = &sink.topic;
+    let read = topic.read(0, 0, usize::MAX).await.unwrap();
+    let mut by_epoch = BTreeMap::<Option<Epoch>, Vec<i64>>::new();
+    for (batch, epoch) in read.batches.iter().zip(&read.epochs) {
+        by_epoch
+            .entry(*epoch)
+            .or_default()
+            .extend(ids(std::slice::from_ref(batch)));
+    }
+    let by_epoch: Vec<_> = by_epoch
+        .into_iter()
+        .map(|(e, ids)| (e, sorted(ids)))
+        .collect();
+    assert_eq!(
+        by_epoch,
+        vec![(Some(5), (0..10).collect()), (Some(7), (10..13).collect())]
+    );
+    // Where each epoch starts, for a reader resuming after the one before.
+    let end = topic.end_offset(0).await.unwrap();
+    for (epoch, offset) in [(0, 0), (5, 0), (6, 10), (7, 10), (8, end)] {
+        assert_eq!(
+            topic.first_offset_from_epoch(0, epoch).await.unwrap(),
+            offset,
+            "epoch {epoch}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn repeated_and_concurrent_commits_append_once() {
     let store = memory();
     create_topic(&store, 2).await;
