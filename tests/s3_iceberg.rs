@@ -8,62 +8,16 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use arrow::array::{Array, RecordBatch};
-use arrow::compute::cast;
-use arrow::datatypes::{DataType, TimeUnit};
-use arrow::ipc::reader::{FileReader, StreamReader};
+use arrow::array::RecordBatch;
+use arrow::ipc::reader::FileReader;
 
 use common::http::{
-    bids_by_partition, get_json, post_first_half, post_second_half_and_flush, submit_hot_top3,
+    bids_by_partition, get_json, get_table, post_first_half, post_second_half_and_flush,
+    submit_hot_top3,
 };
 use common::python::{python, script};
 use common::s3::{BUCKET, serve_on_s3, start_moto};
-use common::{Row, oracle_rows, streaming_rows};
-
-/// The table's rows as the stream's types (Iceberg keeps microsecond timestamps and has
-/// no unsigned integers), for [`streaming_rows`].
-fn as_stream_rows(batches: &[RecordBatch]) -> Vec<Row> {
-    let millis = DataType::Timestamp(TimeUnit::Millisecond, None);
-    let converted: Vec<RecordBatch> = batches
-        .iter()
-        .map(|b| {
-            let schema = b.schema();
-            let fields_and_columns: Vec<(String, std::sync::Arc<dyn Array>)> = schema
-                .fields()
-                .iter()
-                .zip(b.columns())
-                .map(|(f, c)| {
-                    let to = match f.name().as_str() {
-                        "window_start" | "window_end" => millis.clone(),
-                        "rn" => DataType::UInt64,
-                        _ => DataType::Int64,
-                    };
-                    (f.name().clone(), cast(c, &to).unwrap())
-                })
-                .collect();
-            RecordBatch::try_from_iter(fields_and_columns).unwrap()
-        })
-        .collect();
-    streaming_rows(&converted)
-}
-
-/// Rows of table `hot` as `GET /v1/tables/hot` serves them (none before its first commit).
-async fn table_rows(client: &reqwest::Client, url: &str) -> Vec<Row> {
-    let reply = client
-        .get(format!("{url}/v1/tables/hot"))
-        .send()
-        .await
-        .unwrap();
-    if !reply.status().is_success() {
-        return Vec::new();
-    }
-    let bytes = reply.bytes().await.unwrap();
-    let batches: Vec<RecordBatch> = StreamReader::try_new(&bytes[..], None)
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    as_stream_rows(&batches)
-}
+use common::{oracle_rows, table_rows};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_iceberg_sink_on_s3_survives_a_kill_and_pyiceberg_reads_it_from_s3() {
@@ -78,16 +32,16 @@ async fn an_iceberg_sink_on_s3_survives_a_kill_and_pyiceberg_reads_it_from_s3() 
     submit_hot_top3(&client, &url, "WITH (connector = 'iceberg', table = 'hot')").await;
     post_first_half(&client, &url, &partitions).await;
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let committed_before_kill = table_rows(&client, &url).await.len();
+    let committed_before_kill = table_rows(&get_table(&client, &url, "hot").await).len();
     drop(server);
 
     let (server, url) = serve_on_s3(&endpoint, &temp.path().join("second.log"));
     post_second_half_and_flush(&client, &url, &partitions, &all).await;
     let start = Instant::now();
-    let mut got = table_rows(&client, &url).await;
+    let mut got = table_rows(&get_table(&client, &url, "hot").await);
     while got.len() < expected.len() && start.elapsed() < Duration::from_secs(60) {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        got = table_rows(&client, &url).await;
+        got = table_rows(&get_table(&client, &url, "hot").await);
     }
     if got != expected {
         let log = std::fs::read_to_string(temp.path().join("second.log")).unwrap_or_default();
@@ -141,5 +95,5 @@ async fn an_iceberg_sink_on_s3_survives_a_kill_and_pyiceberg_reads_it_from_s3() 
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(as_stream_rows(&read), expected, "PyIceberg");
+    assert_eq!(table_rows(&read), expected, "PyIceberg");
 }

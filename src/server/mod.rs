@@ -4,6 +4,7 @@
 
 mod auth;
 mod error;
+mod iceberg_rest;
 mod ingest;
 mod jobs_api;
 mod metrics_api;
@@ -68,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .merge(results_api::routes())
         .merge(sql_api::routes())
         .merge(tables_api::routes())
+        .merge(iceberg_rest::routes())
         .merge(query_api::routes())
         .merge(topics_api::routes())
         .fallback(|| async { ApiError::not_found("no such endpoint") })

@@ -61,6 +61,23 @@ pub async fn get_text(client: &reqwest::Client, url: &str) -> String {
     client.get(url).send().await.unwrap().text().await.unwrap()
 }
 
+/// `GET /v1/tables/{name}`: the table's rows (none while it does not exist yet).
+pub async fn get_table(client: &reqwest::Client, url: &str, name: &str) -> Vec<RecordBatch> {
+    let reply = client
+        .get(format!("{url}/v1/tables/{name}"))
+        .send()
+        .await
+        .unwrap();
+    if !reply.status().is_success() {
+        return Vec::new();
+    }
+    let bytes = reply.bytes().await.unwrap();
+    arrow::ipc::reader::StreamReader::try_new(&bytes[..], None)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
 /// `POST /v1/sql`: the status and the JSON reply.
 pub async fn post_sql(client: &reqwest::Client, url: &str, sql: &str) -> (u16, Value) {
     let reply = client

@@ -101,3 +101,32 @@ pub async fn oracle_rows(bids: Vec<RecordBatch>, top: usize) -> Vec<Row> {
     rows.sort();
     rows
 }
+
+/// Rows of the hot-items table as an Iceberg table holds them (microsecond timestamps, no
+/// unsigned integers), in the stream's types, for [`streaming_rows`].
+pub fn table_rows(batches: &[RecordBatch]) -> Vec<Row> {
+    use arrow::compute::cast;
+    use arrow::datatypes::{DataType, TimeUnit};
+    let millis = DataType::Timestamp(TimeUnit::Millisecond, None);
+    let converted: Vec<RecordBatch> = batches
+        .iter()
+        .map(|b| {
+            let schema = b.schema();
+            let columns: Vec<_> = schema
+                .fields()
+                .iter()
+                .zip(b.columns())
+                .map(|(f, c)| {
+                    let to = match f.name().as_str() {
+                        "window_start" | "window_end" => millis.clone(),
+                        "rn" => DataType::UInt64,
+                        _ => DataType::Int64,
+                    };
+                    (f.name().clone(), cast(c, &to).unwrap())
+                })
+                .collect();
+            RecordBatch::try_from_iter(columns).unwrap()
+        })
+        .collect();
+    streaming_rows(&converted)
+}

@@ -30,23 +30,24 @@
 
 use std::collections::{HashMap, HashSet};
 use std::num::NonZeroUsize;
-use std::str::FromStr;
 
 use arrow::record_batch::RecordBatch;
-use iceberg::MetadataLocation;
 use iceberg::io::FileIO;
 use iceberg::spec::{
     DataContentType, DataFile, DataFileFormat, FormatVersion, MAIN_BRANCH, ManifestContentType,
     ManifestEntryRef, ManifestFile, ManifestListWriter, ManifestStatus, ManifestWriter,
-    ManifestWriterBuilder, Operation, Snapshot, Summary, TableMetadata,
+    ManifestWriterBuilder, Operation, Snapshot, SnapshotReference, SnapshotRetention, Summary,
+    TableMetadata,
 };
 use iceberg::table::Table;
+use iceberg::{TableRequirement, TableUpdate};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use runnel_runtime::{Error, Result};
 
 use super::catalog::IcebergCatalog;
 use super::commit::{EPOCH_PROPERTY, SINK_ID_PROPERTY, last_committed_epoch};
 use super::iceberg_error;
+use super::raw_commit::{RawCommit, commit_raw};
 use super::schema::Conformer;
 use super::writer::write_data_files;
 
@@ -155,10 +156,10 @@ pub async fn compact(
     sink_id: &str,
     policy: &Compaction,
 ) -> Result<Option<Compacted>> {
-    let Some(swap) = catalog.metadata_swap() else {
+    if catalog.metadata_swap().is_none() {
         tracing::debug!(table_name, "the catalog cannot commit a compaction");
         return Ok(None);
-    };
+    }
     let table = catalog.load_table(table_name).await?;
     let metadata = table.metadata();
     let (Some(current), Some(epoch), FormatVersion::V2) = (
@@ -301,31 +302,27 @@ pub async fn compact(
         .with_summary(summary)
         .with_schema_id(metadata.current_schema_id())
         .build();
-    let base_location = table
-        .metadata_location()
-        .ok_or_else(|| Error::Internal(format!("Iceberg table {table_name} has no metadata file")))?
-        .to_string();
-    let new_metadata = metadata
-        .clone()
-        .into_builder(Some(base_location.clone()))
-        .set_branch_snapshot(snapshot, MAIN_BRANCH)
-        .and_then(|b| b.build())
-        .map_err(error())?
-        .metadata;
-    let new_location = MetadataLocation::from_str(&base_location)
-        .map_err(error())?
-        .with_next_version()
-        .with_new_metadata(&new_metadata);
-    new_metadata
-        .write_to(file_io, &new_location)
-        .await
-        .map_err(error())?;
+    let requirements = vec![TableRequirement::RefSnapshotIdMatch {
+        r#ref: MAIN_BRANCH.to_string(),
+        snapshot_id: Some(current.snapshot_id()),
+    }];
+    let updates = vec![
+        TableUpdate::AddSnapshot { snapshot },
+        TableUpdate::SetSnapshotRef {
+            ref_name: MAIN_BRANCH.to_string(),
+            reference: SnapshotReference::new(
+                snapshot_id,
+                SnapshotRetention::branch(None, None, None),
+            ),
+        },
+    ];
     let ident = IcebergCatalog::table_ident(table_name);
-    if !swap
-        .swap(&ident, &base_location, &new_location.to_string())
-        .await?
-    {
-        tracing::debug!(table_name, "compaction lost the race to another commit");
+    if let RawCommit::Conflict(reason) = commit_raw(catalog, &ident, requirements, updates).await? {
+        tracing::debug!(
+            table_name,
+            reason,
+            "compaction lost the race to another commit"
+        );
         return Ok(None);
     }
     Ok(Some(Compacted {

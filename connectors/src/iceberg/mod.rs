@@ -29,6 +29,7 @@ mod compaction;
 mod guard;
 mod ledger;
 mod object_io;
+mod raw_commit;
 mod read;
 mod retention;
 mod schema;
@@ -42,6 +43,7 @@ pub use catalog::{CATALOG_DB, CATALOG_NAME, IcebergCatalog, NAMESPACE, WAREHOUSE
 pub use commit::{EPOCH_PROPERTY, SINK_ID_PROPERTY, WRITER_GENERATION_PROPERTY};
 pub use compaction::{COMPACTED_EPOCH_PROPERTY, Compacted, Compaction, compact, live_data_files};
 pub use object_io::{ObjectStoreStorage, ObjectStoreStorageFactory};
+pub use raw_commit::{RawCommit, commit_raw};
 pub use read::read_table;
 pub use sink::IcebergSink;
 pub use store_catalog::ObjectStoreCatalog;
