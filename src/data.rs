@@ -32,6 +32,8 @@ pub struct DataRoot {
     /// The URL of the store's objects (`s3://bucket`), when the root is in an object
     /// store: Iceberg tables then live in the store too, under `{root}/warehouse/`.
     store_url: Option<String>,
+    /// An Iceberg REST catalog that holds the tables instead.
+    iceberg_rest: Option<String>,
     iceberg: Arc<tokio::sync::OnceCell<IcebergCatalog>>,
 }
 
@@ -96,17 +98,30 @@ impl DataRoot {
             location: location.into(),
             local_dir: None,
             store_url: None,
+            iceberg_rest: None,
             iceberg: Arc::default(),
         })
     }
 
-    /// The Iceberg catalog of the data root, opened on first use: the embedded SQL
-    /// catalog on sqlite for a local directory, the object-store catalog (pointers, metadata
-    /// and data files in the same bucket) for S3.
+    /// Keeps Iceberg tables in the REST catalog at `uri`.
+    #[must_use]
+    pub fn with_iceberg_rest(mut self, uri: &str) -> Self {
+        self.iceberg_rest = Some(uri.to_string());
+        self
+    }
+
+    /// The Iceberg catalog of the data root, opened on first use: a REST catalog when one
+    /// was given, else the embedded SQL catalog on sqlite for a local directory, the
+    /// object-store catalog (pointers, metadata and data files in the same bucket) for S3.
     pub async fn iceberg(&self) -> anyhow::Result<IcebergCatalog> {
         let catalog = self
             .iceberg
             .get_or_try_init(|| async {
+                if let Some(uri) = &self.iceberg_rest {
+                    return IcebergCatalog::rest(uri, self.store.clone(), self.root.clone())
+                        .await
+                        .with_context(|| format!("cannot open the Iceberg REST catalog {uri}"));
+                }
                 match (&self.local_dir, &self.store_url) {
                     (Some(dir), _) => IcebergCatalog::embedded(dir).await.with_context(|| {
                         format!("cannot open the Iceberg catalog in {}", dir.display())

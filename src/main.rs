@@ -87,9 +87,13 @@ struct TailArgs {
 
 #[derive(Debug, clap::Args)]
 struct ServeArgs {
-    /// Data root: a local directory (created if missing).
+    /// Data root: a local directory (created if missing) or `s3://bucket/prefix`.
     #[arg(long, default_value = "./runnel-data")]
     data: String,
+    /// Keep Iceberg tables in this REST catalog (e.g. `http://host:8181`) instead of the
+    /// data root's own catalog; the sinks' commit ledgers stay in the data root.
+    #[arg(long, env = "RUNNEL_ICEBERG_REST")]
+    iceberg_rest: Option<String>,
     /// Address of the HTTP API (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:7878")]
     listen: std::net::SocketAddr,
@@ -191,7 +195,10 @@ fn main() -> anyhow::Result<()> {
                     !args.checkpoint_interval.is_zero(),
                     "--checkpoint-interval must be longer than zero"
                 );
-                let data = runnel::data::DataRoot::open(&args.data)?;
+                let mut data = runnel::data::DataRoot::open(&args.data)?;
+                if let Some(uri) = &args.iceberg_rest {
+                    data = data.with_iceberg_rest(uri);
+                }
                 let options = runnel::server::ServeOptions {
                     listen: args.listen,
                     checkpoint_interval: args.checkpoint_interval,

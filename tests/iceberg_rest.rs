@@ -2,7 +2,9 @@
 //! commits the top-3 per window to a table; PyIceberg's `RestCatalog` (from PyPI) lists,
 //! loads and scans it and equals the batch oracle, then appends a row through a REST
 //! commit, which runnel applies with its catalog's compare-and-swap. Bad REST requests
-//! get 4xx errors in the REST error model and change nothing.
+//! get 4xx errors in the REST error model and change nothing. A second server keeps its
+//! tables in the first one's REST catalog (`--iceberg-rest`) and commits through it
+//! exactly once, through a kill -9, compactions included.
 
 mod common;
 
@@ -15,13 +17,14 @@ use arrow::datatypes::{DataType, Int64Type};
 use arrow::ipc::reader::FileReader;
 use serde_json::{Value, json};
 
-use common::durable::{spawn_server, wait_listening};
+use common::durable::{spawn_server, spawn_server_with, wait_listening};
 use common::http::{
     bids_by_partition, get_json, get_table, post_first_half, post_second_half_and_flush,
     submit_hot_top3,
 };
 use common::python::{python, script};
 use common::{oracle_rows, table_rows};
+use runnel_connectors::iceberg::{Compaction, IcebergCatalog, compact, live_data_files};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pyiceberg_reads_and_appends_through_the_rest_catalog() {
@@ -198,4 +201,102 @@ async fn pyiceberg_reads_and_appends_through_the_rest_catalog() {
     );
     let _ = server.kill();
     let _ = server.wait();
+}
+
+/// A server whose Iceberg tables live in another server's REST catalog: its sink commits
+/// through the REST commit endpoint, exactly once through a kill -9, and a compaction goes
+/// the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_on_a_rest_catalog_is_exact_through_a_kill() {
+    let temp = tempfile::tempdir().unwrap();
+    let partitions = bids_by_partition(37, 16_000, 1_000, 2);
+    let all: Vec<RecordBatch> = partitions.iter().flatten().cloned().collect();
+    let expected = oracle_rows(all.clone(), 3).await;
+    let client = reqwest::Client::new();
+
+    // The catalog server, and a writer whose tables are in it.
+    let mut catalog_server = spawn_server(
+        &temp.path().join("catalog"),
+        "1s",
+        &temp.path().join("catalog.log"),
+    );
+    let catalog_url = wait_listening(&mut catalog_server);
+    let rest = format!("{catalog_url}/iceberg");
+    let writer_dir = temp.path().join("writer");
+    let writer = |log: &str| {
+        let mut child = spawn_server_with(
+            &writer_dir,
+            "200ms",
+            &temp.path().join(log),
+            "127.0.0.1:0",
+            &["--iceberg-rest", &rest],
+        );
+        let url = wait_listening(&mut child);
+        (child, url)
+    };
+
+    let (mut first, url) = writer("writer-1.log");
+    submit_hot_top3(&client, &url, "WITH (connector = 'iceberg', table = 'hot')").await;
+    post_first_half(&client, &url, &partitions).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+
+    let (mut second, url) = writer("writer-2.log");
+    post_second_half_and_flush(&client, &url, &partitions, &all).await;
+    let start = Instant::now();
+    let mut rows = table_rows(&get_table(&client, &catalog_url, "hot").await);
+    while rows.len() < expected.len() && start.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        rows = table_rows(&get_table(&client, &catalog_url, "hot").await);
+    }
+    assert_eq!(rows, expected, "the table, read from the catalog server");
+    let loaded = get_json(&client, &format!("{rest}/v1/namespaces/default/tables/hot")).await;
+    let snapshots = loaded["metadata"]["snapshots"].as_array().unwrap();
+    let mut epochs: Vec<&str> = snapshots
+        .iter()
+        .filter_map(|s| s["summary"]["runnel.epoch"].as_str())
+        .collect();
+    let appends = epochs.len();
+    epochs.sort();
+    epochs.dedup();
+    assert_eq!(
+        epochs.len(),
+        appends,
+        "an epoch committed twice: {snapshots:?}"
+    );
+    second.kill().unwrap();
+    second.wait().unwrap();
+
+    // A compaction through the REST commit endpoint: the same rows in fewer files.
+    let store = std::sync::Arc::new(
+        runnel_connectors::log::SyncedLocalFileSystem::new(&writer_dir).unwrap(),
+    );
+    let catalog = IcebergCatalog::rest(&rest, store, object_store::path::Path::from(""))
+        .await
+        .unwrap();
+    let before = live_data_files(&catalog.load_table("hot").await.unwrap())
+        .await
+        .unwrap()
+        .len();
+    let policy = Compaction {
+        every_commits: std::num::NonZeroUsize::MIN,
+        ..Compaction::default()
+    };
+    let done = compact(&catalog, "hot", "hot.table", &policy)
+        .await
+        .unwrap()
+        .expect("small files to merge");
+    let table = catalog.load_table("hot").await.unwrap();
+    let after = live_data_files(&table).await.unwrap().len();
+    assert!(after < before, "{before} files before, {after} after");
+    assert_eq!(done.files_removed + after, before + done.files_added);
+    assert_eq!(
+        table.metadata().current_snapshot().unwrap().snapshot_id(),
+        done.snapshot_id
+    );
+    let rows = table_rows(&get_table(&client, &catalog_url, "hot").await);
+    assert_eq!(rows, expected, "the table after compaction");
+    let _ = catalog_server.kill();
+    let _ = catalog_server.wait();
 }

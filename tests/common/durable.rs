@@ -106,6 +106,17 @@ pub fn free_port() -> u16 {
 
 /// A `runnel serve` process on `dir` listening on `listen`.
 pub fn spawn_server_on(dir: &Path, interval: &str, log: &Path, listen: &str) -> Child {
+    spawn_server_with(dir, interval, log, listen, &[])
+}
+
+/// A `runnel serve` process on `dir` listening on `listen`, with more arguments.
+pub fn spawn_server_with(
+    dir: &Path,
+    interval: &str,
+    log: &Path,
+    listen: &str,
+    extra: &[&str],
+) -> Child {
     Command::new(env!("CARGO_BIN_EXE_runnel"))
         .args([
             "serve",
@@ -114,6 +125,7 @@ pub fn spawn_server_on(dir: &Path, interval: &str, log: &Path, listen: &str) -> 
             "--checkpoint-interval",
             interval,
         ])
+        .args(extra)
         .arg("--data")
         .arg(dir)
         .env("RUST_LOG", "info")

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use iceberg::io::LocalFsStorageFactory;
 use iceberg::table::Table;
 use iceberg::{Catalog, CatalogBuilder, NamespaceIdent, TableCreation, TableIdent};
+use iceberg_catalog_rest::{REST_CATALOG_PROP_URI, RestCatalogBuilder};
 use iceberg_catalog_sql::{SqlBindStyle, SqlCatalogBuilder};
 use object_store::ObjectStore;
 use object_store::path::Path;
@@ -26,7 +27,7 @@ use runnel_runtime::{Error, Result};
 use super::iceberg_error;
 use super::schema::{check_compatible, table_schema};
 use super::store_catalog::ObjectStoreCatalog;
-use super::swap::MetadataSwap;
+use super::swap::{MetadataSwap, RestCommits};
 use crate::log::SyncedLocalFileSystem;
 
 /// Name of the embedded SQL catalog (a reader must open it under the same name).
@@ -103,6 +104,26 @@ impl IcebergCatalog {
             swap: Some(MetadataSwap::Pointers(catalog.clone())),
             ..Self::new(Arc::new(catalog), store, root)
         }
+    }
+
+    /// An Iceberg REST catalog at `uri` (its tables' files on local disks, `file://`);
+    /// ledgers go to `store` under `{root}/sinks/`. Commits, compactions included, go
+    /// through the catalog's commit endpoint, so it decides what is current.
+    pub async fn rest(uri: &str, store: Arc<dyn ObjectStore>, root: Path) -> Result<Self> {
+        let catalog = RestCatalogBuilder::default()
+            .with_storage_factory(Arc::new(LocalFsStorageFactory))
+            .load(
+                "rest",
+                HashMap::from([(REST_CATALOG_PROP_URI.to_string(), uri.to_string())]),
+            )
+            .await
+            .map_err(iceberg_error(format!(
+                "opening the Iceberg REST catalog {uri}"
+            )))?;
+        Ok(IcebergCatalog {
+            swap: Some(MetadataSwap::Rest(RestCommits::new(uri))),
+            ..Self::new(Arc::new(catalog), store, root)
+        })
     }
 
     /// The Iceberg catalog.

@@ -16,6 +16,7 @@ use runnel_runtime::{Error, Result};
 
 use super::catalog::IcebergCatalog;
 use super::iceberg_error;
+use super::swap::MetadataSwap;
 
 /// What became of a raw commit.
 #[derive(Debug)]
@@ -27,8 +28,8 @@ pub enum RawCommit {
 }
 
 /// Applies `updates` to `table` if every one of `requirements` holds for its current
-/// metadata. A catalog that cannot swap metadata (neither the embedded nor the
-/// object-store one) refuses with [`Error::Plan`].
+/// metadata (a REST catalog is sent them and decides). A catalog of another kind refuses
+/// with [`Error::Plan`].
 pub async fn commit_raw(
     catalog: &IcebergCatalog,
     table: &TableIdent,
@@ -41,6 +42,13 @@ pub async fn commit_raw(
         )));
     };
     let error = || iceberg_error(format!("committing to Iceberg table {table}"));
+    if let MetadataSwap::Rest(rest) = swap {
+        if let Some(reason) = rest.commit(table, &requirements, &updates).await? {
+            return Ok(RawCommit::Conflict(reason));
+        }
+        let committed = catalog.catalog().load_table(table).await.map_err(error())?;
+        return Ok(RawCommit::Committed(committed));
+    }
     let current = catalog.catalog().load_table(table).await.map_err(error())?;
     let metadata = current.metadata();
     for requirement in &requirements {

@@ -1,6 +1,6 @@
 //! A table commit below iceberg's transactions: the catalog's own compare-and-swap of a
 //! table's metadata location (the embedded SQL catalog's conditional `UPDATE`, or the
-//! object-store catalog's create-only pointer).
+//! object-store catalog's create-only pointer), or a REST catalog's commit endpoint.
 //!
 //! iceberg 0.10 builds every commit from its own actions (`fast_append`,
 //! `expire_snapshots`, ...) and keeps the raw commit private, so a `replace` snapshot (a
@@ -11,7 +11,7 @@
 //! `SqlCatalog`). If anyone committed in between, nothing changes and the caller learns it;
 //! so a swap can never lose a concurrent commit.
 
-use iceberg::TableIdent;
+use iceberg::{TableIdent, TableRequirement, TableUpdate};
 use runnel_runtime::{Error, Result};
 use sqlx::sqlite::{SqlitePool, SqlitePoolOptions};
 
@@ -27,6 +27,9 @@ pub(crate) enum MetadataSwap {
     },
     /// The object-store catalog.
     Pointers(ObjectStoreCatalog),
+    /// A REST catalog: it applies commits itself ([`RestCommits`]); there is no pointer
+    /// to swap.
+    Rest(RestCommits),
 }
 
 impl MetadataSwap {
@@ -71,6 +74,90 @@ impl MetadataSwap {
                 .swap(table, expected, new)
                 .await
                 .map_err(|e| Error::external(context(), e)),
+            MetadataSwap::Rest(_) => Err(Error::Internal(format!(
+                "{}: a REST catalog takes requirements and updates, not metadata files",
+                context()
+            ))),
         }
+    }
+}
+
+/// Commits sent to a REST catalog's commit endpoint (`POST .../tables/{table}` with the
+/// requirements and updates): the catalog checks and applies them atomically, and answers
+/// 409 when a requirement does not hold.
+#[derive(Debug, Clone)]
+pub(crate) struct RestCommits {
+    client: reqwest::Client,
+    uri: String,
+}
+
+impl RestCommits {
+    pub fn new(uri: &str) -> Self {
+        RestCommits {
+            client: reqwest::Client::new(),
+            uri: uri.trim_end_matches('/').to_string(),
+        }
+    }
+
+    /// The path prefix the catalog's configuration asks for, if any.
+    async fn prefix(&self) -> Result<String> {
+        let context = || format!("reading the configuration of {}", self.uri);
+        let config: serde_json::Value = self
+            .client
+            .get(format!("{}/v1/config", self.uri))
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| Error::external(context(), e))?
+            .json()
+            .await
+            .map_err(|e| Error::external(context(), e))?;
+        Ok(config["overrides"]["prefix"]
+            .as_str()
+            .map(|p| format!("{p}/"))
+            .unwrap_or_default())
+    }
+
+    /// Commits `updates` under `requirements`; `Some(reason)` when the catalog refused
+    /// them as conflicting (nothing changed).
+    pub async fn commit(
+        &self,
+        table: &TableIdent,
+        requirements: &[TableRequirement],
+        updates: &[TableUpdate],
+    ) -> Result<Option<String>> {
+        let context = || format!("committing to Iceberg table {table} at {}", self.uri);
+        let namespace = table.namespace().clone().inner();
+        let url = format!(
+            "{}/v1/{}namespaces/{}/tables/{}",
+            self.uri,
+            self.prefix().await?,
+            namespace.join("%1F"),
+            table.name()
+        );
+        let body = serde_json::json!({
+            "identifier": { "namespace": namespace, "name": table.name() },
+            "requirements": requirements,
+            "updates": updates,
+        });
+        let reply = self
+            .client
+            .post(url)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| Error::external(context(), e))?;
+        let status = reply.status();
+        if status.is_success() {
+            return Ok(None);
+        }
+        let text = reply.text().await.unwrap_or_default();
+        if status == reqwest::StatusCode::CONFLICT {
+            return Ok(Some(text));
+        }
+        Err(Error::external(
+            context(),
+            std::io::Error::other(format!("{status}: {text}")),
+        ))
     }
 }
