@@ -32,14 +32,16 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use runnel::hot_items::HotItems;
 use runnel_connectors::channel::CollectSink;
-use runnel_connectors::nexmark::{NexmarkOptions, NexmarkTable, generate_partition};
+use runnel_connectors::nexmark::{NexmarkTable, generate_partition};
 use runnel_runtime::checkpoint::ObjectStoreCheckpoints;
 use runnel_runtime::{
     CheckpointConfig, JobConfig, JobMetrics, WATERMARK_END, WATERMARK_START, spawn,
 };
 
+mod bid_options;
 mod replay_source;
 
+use bid_options::bid_options;
 use replay_source::{Replay, ReplaySource, check_seek};
 
 const PARTITIONS: usize = 4;
@@ -67,15 +69,7 @@ fn main() {
 }
 
 async fn run(events: u64, cycles: u64, runs: usize) {
-    let options = NexmarkOptions {
-        seed: 7,
-        // Nexmark's default event rate: 10 s windows hold ~92,000 bids.
-        events_per_second: 10_000,
-        max_events: Some(events),
-        batch_size: 65_536,
-        partitions: PARTITIONS,
-        ..NexmarkOptions::default()
-    };
+    let options = bid_options(events, PARTITIONS);
     let generating = Instant::now();
     let partitions = (0..PARTITIONS)
         .map(|p| generate_partition(&options, NexmarkTable::Bid, p).expect("generate"))

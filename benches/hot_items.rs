@@ -17,9 +17,13 @@ use object_store::path::Path;
 use runnel::hot_items::HotItems;
 use runnel_connectors::channel::CollectSink;
 use runnel_connectors::log::{EmbeddedLog, LogSource};
-use runnel_connectors::nexmark::{NexmarkOptions, NexmarkTable, generate_partition};
+use runnel_connectors::nexmark::{NexmarkTable, generate_partition};
 use runnel_runtime::checkpoint::ObjectStoreCheckpoints;
 use runnel_runtime::{CheckpointConfig, JobConfig, spawn};
+
+mod bid_options;
+
+use bid_options::bid_options;
 
 const PARTITIONS: usize = 4;
 
@@ -45,15 +49,7 @@ async fn run(events: u64) {
         .create_topic("bids", PARTITIONS as u32, NexmarkTable::Bid.schema())
         .await
         .expect("topic");
-    let options = NexmarkOptions {
-        seed: 7,
-        // Nexmark's default event rate: 10 s windows hold ~92,000 bids.
-        events_per_second: 10_000,
-        max_events: Some(events),
-        batch_size: 65_536,
-        partitions: PARTITIONS,
-        ..NexmarkOptions::default()
-    };
+    let options = bid_options(events, PARTITIONS);
     let generating = Instant::now();
     let mut bids = 0u64;
     for p in 0..PARTITIONS {

@@ -9,7 +9,7 @@
 mod common;
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arrow::array::{AsArray, RecordBatch};
 use arrow::compute::cast;
@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use common::durable::{spawn_server, spawn_server_with, wait_listening};
 use common::http::{
     bids_by_partition, get_json, get_table, post_first_half, post_second_half_and_flush,
-    submit_hot_top3,
+    submit_hot_top3, wait_for_table,
 };
 use common::python::{python, script};
 use common::{oracle_rows, table_rows};
@@ -44,12 +44,11 @@ async fn pyiceberg_reads_and_appends_through_the_rest_catalog() {
     submit_hot_top3(&client, &url, "WITH (connector = 'iceberg', table = 'hot')").await;
     post_first_half(&client, &url, &partitions).await;
     post_second_half_and_flush(&client, &url, &partitions, &all).await;
-    let start = Instant::now();
-    let mut rows = table_rows(&get_table(&client, &url, "hot").await);
-    while rows.len() < expected.len() && start.elapsed() < Duration::from_secs(60) {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        rows = table_rows(&get_table(&client, &url, "hot").await);
-    }
+    let batches = wait_for_table(&client, &url, "hot", Duration::from_secs(60), |b| {
+        table_rows(b).len() >= expected.len()
+    })
+    .await;
+    let rows = table_rows(&batches);
     assert_eq!(rows, expected, "GET /v1/tables/hot");
 
     // The REST catalog by hand: the spec's shapes.
@@ -244,12 +243,11 @@ async fn a_sink_on_a_rest_catalog_is_exact_through_a_kill() {
 
     let (mut second, url) = writer("writer-2.log");
     post_second_half_and_flush(&client, &url, &partitions, &all).await;
-    let start = Instant::now();
-    let mut rows = table_rows(&get_table(&client, &catalog_url, "hot").await);
-    while rows.len() < expected.len() && start.elapsed() < Duration::from_secs(60) {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        rows = table_rows(&get_table(&client, &catalog_url, "hot").await);
-    }
+    let batches = wait_for_table(&client, &catalog_url, "hot", Duration::from_secs(60), |b| {
+        table_rows(b).len() >= expected.len()
+    })
+    .await;
+    let rows = table_rows(&batches);
     assert_eq!(rows, expected, "the table, read from the catalog server");
     let loaded = get_json(&client, &format!("{rest}/v1/namespaces/default/tables/hot")).await;
     let snapshots = loaded["metadata"]["snapshots"].as_array().unwrap();

@@ -6,14 +6,14 @@
 mod common;
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arrow::array::RecordBatch;
 use arrow::ipc::reader::FileReader;
 
 use common::http::{
     bids_by_partition, get_json, get_table, post_first_half, post_second_half_and_flush,
-    submit_hot_top3,
+    submit_hot_top3, wait_for_table,
 };
 use common::python::{python, script};
 use common::s3::{BUCKET, serve_on_s3, start_moto};
@@ -37,12 +37,11 @@ async fn an_iceberg_sink_on_s3_survives_a_kill_and_pyiceberg_reads_it_from_s3() 
 
     let (server, url) = serve_on_s3(&endpoint, &temp.path().join("second.log"));
     post_second_half_and_flush(&client, &url, &partitions, &all).await;
-    let start = Instant::now();
-    let mut got = table_rows(&get_table(&client, &url, "hot").await);
-    while got.len() < expected.len() && start.elapsed() < Duration::from_secs(60) {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        got = table_rows(&get_table(&client, &url, "hot").await);
-    }
+    let batches = wait_for_table(&client, &url, "hot", Duration::from_secs(60), |b| {
+        table_rows(b).len() >= expected.len()
+    })
+    .await;
+    let got = table_rows(&batches);
     if got != expected {
         let log = std::fs::read_to_string(temp.path().join("second.log")).unwrap_or_default();
         let tail = &log[log.len().saturating_sub(4000)..];

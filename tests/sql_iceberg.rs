@@ -10,7 +10,7 @@ mod common;
 
 use std::collections::{BTreeMap, HashSet};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arrow::array::{AsArray, RecordBatch};
 use arrow::compute::cast;
@@ -25,7 +25,7 @@ use serde_json::Value;
 use common::durable::{free_port, spawn_server_on, wait_listening};
 use common::http::{
     bids_by_partition, flush_row, get_json, get_text, newest_event, post_bids, read_with_pyarrow,
-    snapshot_ids, sql_file, without_tags,
+    snapshot_ids, sql_file, wait_for_table, without_tags,
 };
 use common::python::{python, script};
 
@@ -104,21 +104,6 @@ fn epochs_of(snapshots: &[Value]) -> Vec<i64> {
     epochs
 }
 
-async fn table_rows(client: &reqwest::Client, url: &str) -> Vec<RecordBatch> {
-    let body = client
-        .get(format!("{url}/v1/tables/counts"))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    StreamReader::try_new(&body[..], None)
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn iceberg_table_is_exact_after_ten_kills() {
     let python = tokio::task::spawn_blocking(python);
@@ -191,14 +176,10 @@ async fn iceberg_table_is_exact_after_ten_kills() {
     );
     producer.await.unwrap();
 
-    let start = Instant::now();
-    let table = loop {
-        let table = table_rows(&client, &url).await;
-        if rows(&table).len() >= expected.len() || start.elapsed() > Duration::from_secs(120) {
-            break table;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let table = wait_for_table(&client, &url, "counts", Duration::from_secs(120), |b| {
+        rows(b).len() >= expected.len()
+    })
+    .await;
     assert_eq!(rows(&table), expected, "GET /v1/tables/counts");
 
     // One append per epoch, each tagged with the sink and its epoch; the other snapshots

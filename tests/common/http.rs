@@ -78,6 +78,25 @@ pub async fn get_table(client: &reqwest::Client, url: &str, name: &str) -> Vec<R
         .unwrap()
 }
 
+/// Table `name` of the server at `url`, read every 200 ms until `done` holds for its
+/// rows or `timeout` has passed; the last read.
+pub async fn wait_for_table(
+    client: &reqwest::Client,
+    url: &str,
+    name: &str,
+    timeout: Duration,
+    done: impl Fn(&[RecordBatch]) -> bool,
+) -> Vec<RecordBatch> {
+    let start = std::time::Instant::now();
+    loop {
+        let batches = get_table(client, url, name).await;
+        if done(&batches) || start.elapsed() > timeout {
+            return batches;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// `POST /v1/sql`: the status and the JSON reply.
 pub async fn post_sql(client: &reqwest::Client, url: &str, sql: &str) -> (u16, Value) {
     let reply = client

@@ -35,6 +35,7 @@ use super::catalog::IcebergCatalog;
 use super::compaction::{self, COMPACTED_EPOCH_PROPERTY, Compaction};
 use super::guard::EpochGuard;
 use super::iceberg_error;
+use super::layer::Layered;
 use super::ledger::Ledger;
 use super::{retention, staged};
 
@@ -149,12 +150,12 @@ impl Committer {
         let transaction = append
             .apply(transaction)
             .map_err(iceberg_error(context()))?;
-        let guard = EpochGuard {
+        let guard = Layered(EpochGuard {
             inner: self.catalog.catalog().as_ref(),
             sink_id: &self.sink_id,
             epoch,
             ledger: &self.ledger,
-        };
+        });
         if let Err(error) = transaction.commit(&guard).await {
             // The outcome is unknown: learn it from the table, then from the ledger.
             let table = self.catalog.load_table(&self.table).await?;

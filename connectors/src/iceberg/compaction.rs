@@ -36,13 +36,13 @@ use iceberg::io::FileIO;
 use iceberg::spec::{
     DataContentType, DataFile, DataFileFormat, FormatVersion, MAIN_BRANCH, ManifestContentType,
     ManifestEntryRef, ManifestFile, ManifestListWriter, ManifestStatus, ManifestWriter,
-    ManifestWriterBuilder, Operation, Snapshot, SnapshotReference, SnapshotRetention, Summary,
-    TableMetadata,
+    ManifestWriterBuilder, Operation, Snapshot, SnapshotRef, SnapshotReference, SnapshotRetention,
+    Summary, TableMetadata,
 };
 use iceberg::table::Table;
 use iceberg::{TableRequirement, TableUpdate};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use runnel_runtime::{Error, Result};
+use runnel_runtime::{Clock, Error, Result, SystemClock};
 
 use super::catalog::IcebergCatalog;
 use super::commit::{EPOCH_PROPERTY, SINK_ID_PROPERTY, last_committed_epoch};
@@ -121,19 +121,17 @@ pub(crate) async fn compact_if_due(
     sink_id: &str,
     policy: &Compaction,
 ) {
-    let due = match catalog.load_table(table).await {
-        Ok(loaded) => {
-            commits_since_compaction(loaded.metadata(), sink_id) >= policy.every_commits.get()
-        }
+    let loaded = match catalog.load_table(table).await {
+        Ok(loaded) => loaded,
         Err(error) => {
             tracing::warn!(table, %error, "Iceberg compaction skipped");
             return;
         }
     };
-    if !due {
+    if commits_since_compaction(loaded.metadata(), sink_id) < policy.every_commits.get() {
         return;
     }
-    match compact(catalog, table, sink_id, policy).await {
+    match compact_table(catalog, &loaded, table, sink_id, policy).await {
         Ok(Some(done)) => tracing::debug!(
             table,
             snapshot = done.snapshot_id,
@@ -156,11 +154,22 @@ pub async fn compact(
     sink_id: &str,
     policy: &Compaction,
 ) -> Result<Option<Compacted>> {
+    let table = catalog.load_table(table_name).await?;
+    compact_table(catalog, &table, table_name, sink_id, policy).await
+}
+
+/// [`compact`] of `table` as loaded.
+async fn compact_table(
+    catalog: &IcebergCatalog,
+    table: &Table,
+    table_name: &str,
+    sink_id: &str,
+    policy: &Compaction,
+) -> Result<Option<Compacted>> {
     if catalog.metadata_swap().is_none() {
         tracing::debug!(table_name, "the catalog cannot commit a compaction");
         return Ok(None);
     }
-    let table = catalog.load_table(table_name).await?;
     let metadata = table.metadata();
     let (Some(current), Some(epoch), FormatVersion::V2) = (
         metadata.current_snapshot(),
@@ -171,25 +180,7 @@ pub async fn compact(
     };
     let error = || iceberg_error(format!("compacting Iceberg table {table_name}"));
     let file_io = table.file_io();
-    let manifests = table
-        .manifest_list_reader(current)
-        .load()
-        .await
-        .map_err(error())?;
-    let mut loaded = Vec::new();
-    let manifests: Vec<ManifestFile> = manifests.entries().to_vec();
-    for manifest in manifests {
-        let entries = match manifest.content {
-            ManifestContentType::Data => manifest
-                .load_manifest(file_io)
-                .await
-                .map_err(error())?
-                .entries()
-                .to_vec(),
-            ManifestContentType::Deletes => Vec::new(),
-        };
-        loaded.push((manifest, entries));
-    }
+    let loaded = manifests_with_entries(table, current).await?;
     let chosen = choose(&loaded, sink_id, policy);
     if chosen.len() < 2 {
         return Ok(None);
@@ -208,7 +199,7 @@ pub async fn compact(
     let sequence = metadata.next_sequence_number();
     let token: u64 = rand::random();
     let prefix = format!("{sink_id}-compacted-{snapshot_id}-{token:016x}");
-    let added = write_data_files(&table, table_name, prefix.clone(), &batches).await?;
+    let added = write_data_files(table, table_name, prefix.clone(), &batches).await?;
     let files_added = added.len();
 
     let manifest_path = |n: usize| {
@@ -219,7 +210,7 @@ pub async fn compact(
         )
     };
     let mut new_manifests: Vec<ManifestFile> = Vec::new();
-    let mut writer = manifest_writer(&table, manifest_path(0), snapshot_id)?;
+    let mut writer = manifest_writer(table, manifest_path(0), snapshot_id)?;
     let mut added_records = 0;
     for file in added {
         added_records += file.record_count();
@@ -232,7 +223,7 @@ pub async fn compact(
             new_manifests.push(manifest);
             continue;
         }
-        let mut writer = manifest_writer(&table, manifest_path(n + 1), snapshot_id)?;
+        let mut writer = manifest_writer(table, manifest_path(n + 1), snapshot_id)?;
         for entry in entries.iter().filter(|e| e.is_alive()) {
             let file = entry.data_file().clone();
             let (Some(data_sequence), Some(added_by)) = (entry.sequence_number, entry.snapshot_id)
@@ -297,7 +288,7 @@ pub async fn compact(
         .with_snapshot_id(snapshot_id)
         .with_parent_snapshot_id(Some(current.snapshot_id()))
         .with_sequence_number(sequence)
-        .with_timestamp_ms(chrono_now_ms())
+        .with_timestamp_ms(SystemClock.now_millis())
         .with_manifest_list(list_path)
         .with_summary(summary)
         .with_schema_id(metadata.current_schema_id())
@@ -420,11 +411,33 @@ fn new_snapshot_id(metadata: &TableMetadata) -> i64 {
     }
 }
 
-fn chrono_now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
+/// The manifests of `snapshot`, each with its entries (none for delete manifests, which
+/// the sink never writes and compaction keeps as they are).
+async fn manifests_with_entries(
+    table: &Table,
+    snapshot: &SnapshotRef,
+) -> Result<Vec<(ManifestFile, Vec<ManifestEntryRef>)>> {
+    let error = || iceberg_error("reading Iceberg manifests");
+    let list = table
+        .manifest_list_reader(snapshot)
+        .load()
+        .await
+        .map_err(error())?;
+    let manifests: Vec<ManifestFile> = list.entries().to_vec();
+    let mut loaded = Vec::with_capacity(manifests.len());
+    for manifest in manifests {
+        let entries = match manifest.content {
+            ManifestContentType::Data => manifest
+                .load_manifest(table.file_io())
+                .await
+                .map_err(error())?
+                .entries()
+                .to_vec(),
+            ManifestContentType::Deletes => Vec::new(),
+        };
+        loaded.push((manifest, entries));
+    }
+    Ok(loaded)
 }
 
 /// Data files of `table`'s current snapshot, for tests and figures.
@@ -432,28 +445,11 @@ pub async fn live_data_files(table: &Table) -> Result<Vec<DataFile>> {
     let Some(current) = table.metadata().current_snapshot() else {
         return Ok(Vec::new());
     };
-    let error = || iceberg_error("listing Iceberg data files");
-    let list = table
-        .manifest_list_reader(current)
-        .load()
-        .await
-        .map_err(error())?;
-    let mut files = Vec::new();
-    for manifest in list.entries() {
-        if manifest.content != ManifestContentType::Data {
-            continue;
-        }
-        let loaded = manifest
-            .load_manifest(table.file_io())
-            .await
-            .map_err(error())?;
-        files.extend(
-            loaded
-                .entries()
-                .iter()
-                .filter(|e| e.is_alive())
-                .map(|e| e.data_file().clone()),
-        );
-    }
-    Ok(files)
+    let manifests = manifests_with_entries(table, current).await?;
+    Ok(manifests
+        .iter()
+        .flat_map(|(_, entries)| entries)
+        .filter(|e| e.is_alive())
+        .map(|e| e.data_file().clone())
+        .collect())
 }

@@ -16,20 +16,17 @@
 //! but expiry runs only after the rival recorded the epoch in the ledger, so a table loaded
 //! without the snapshot is followed by a ledger read that has the record.
 
-use std::collections::HashMap;
-
 use async_trait::async_trait;
 use iceberg::table::Table;
-use iceberg::{
-    Catalog, ErrorKind, Namespace, NamespaceIdent, TableCommit, TableCreation, TableIdent,
-};
+use iceberg::{Catalog, ErrorKind, TableIdent};
 use runnel_runtime::Epoch;
 
 use super::commit::last_committed_epoch;
+use super::layer::CatalogLayer;
 use super::ledger::Ledger;
 
 /// `inner`, except that loading a table fails when the table or the ledger holds `epoch`
-/// of `sink_id` (or a later one).
+/// of `sink_id` (or a later one); a catalog as [`Layered`](super::layer::Layered).
 #[derive(Debug)]
 pub(super) struct EpochGuard<'a> {
     pub inner: &'a dyn Catalog,
@@ -51,7 +48,11 @@ impl EpochGuard<'_> {
 }
 
 #[async_trait]
-impl Catalog for EpochGuard<'_> {
+impl CatalogLayer for EpochGuard<'_> {
+    fn inner(&self) -> &dyn Catalog {
+        self.inner
+    }
+
     async fn load_table(&self, table: &TableIdent) -> iceberg::Result<Table> {
         let loaded = self.inner.load_table(table).await?;
         if let Some(last) = last_committed_epoch(loaded.metadata(), self.sink_id)
@@ -64,80 +65,5 @@ impl Catalog for EpochGuard<'_> {
             Ok(true) => Err(self.already_committed(table, "recorded in its ledger".into())),
             Err(e) => Err(iceberg::Error::new(ErrorKind::Unexpected, e.to_string())),
         }
-    }
-
-    async fn update_table(&self, commit: TableCommit) -> iceberg::Result<Table> {
-        self.inner.update_table(commit).await
-    }
-
-    async fn list_namespaces(
-        &self,
-        parent: Option<&NamespaceIdent>,
-    ) -> iceberg::Result<Vec<NamespaceIdent>> {
-        self.inner.list_namespaces(parent).await
-    }
-
-    async fn create_namespace(
-        &self,
-        namespace: &NamespaceIdent,
-        properties: HashMap<String, String>,
-    ) -> iceberg::Result<Namespace> {
-        self.inner.create_namespace(namespace, properties).await
-    }
-
-    async fn get_namespace(&self, namespace: &NamespaceIdent) -> iceberg::Result<Namespace> {
-        self.inner.get_namespace(namespace).await
-    }
-
-    async fn namespace_exists(&self, namespace: &NamespaceIdent) -> iceberg::Result<bool> {
-        self.inner.namespace_exists(namespace).await
-    }
-
-    async fn update_namespace(
-        &self,
-        namespace: &NamespaceIdent,
-        properties: HashMap<String, String>,
-    ) -> iceberg::Result<()> {
-        self.inner.update_namespace(namespace, properties).await
-    }
-
-    async fn drop_namespace(&self, namespace: &NamespaceIdent) -> iceberg::Result<()> {
-        self.inner.drop_namespace(namespace).await
-    }
-
-    async fn list_tables(&self, namespace: &NamespaceIdent) -> iceberg::Result<Vec<TableIdent>> {
-        self.inner.list_tables(namespace).await
-    }
-
-    async fn create_table(
-        &self,
-        namespace: &NamespaceIdent,
-        creation: TableCreation,
-    ) -> iceberg::Result<Table> {
-        self.inner.create_table(namespace, creation).await
-    }
-
-    async fn drop_table(&self, table: &TableIdent) -> iceberg::Result<()> {
-        self.inner.drop_table(table).await
-    }
-
-    async fn purge_table(&self, table: &TableIdent) -> iceberg::Result<()> {
-        self.inner.purge_table(table).await
-    }
-
-    async fn table_exists(&self, table: &TableIdent) -> iceberg::Result<bool> {
-        self.inner.table_exists(table).await
-    }
-
-    async fn rename_table(&self, src: &TableIdent, dest: &TableIdent) -> iceberg::Result<()> {
-        self.inner.rename_table(src, dest).await
-    }
-
-    async fn register_table(
-        &self,
-        table: &TableIdent,
-        metadata_location: String,
-    ) -> iceberg::Result<Table> {
-        self.inner.register_table(table, metadata_location).await
     }
 }

@@ -27,6 +27,7 @@ mod catalog;
 mod commit;
 mod compaction;
 mod guard;
+mod layer;
 mod ledger;
 mod object_io;
 mod raw_commit;

@@ -69,12 +69,14 @@ impl ObjectStoreCatalog {
         }
     }
 
+    fn namespace_dir(&self, namespace: &NamespaceIdent) -> Path {
+        namespace
+            .iter()
+            .fold(self.pointers.clone(), |dir, part| dir.join(part.as_str()))
+    }
+
     fn table_dir(&self, table: &TableIdent) -> Path {
-        let mut dir = self.pointers.clone();
-        for part in table.namespace().iter() {
-            dir = dir.join(part.as_str());
-        }
-        dir.join(table.name())
+        self.namespace_dir(table.namespace()).join(table.name())
     }
 
     fn pointer(&self, table: &TableIdent, version: u64) -> Path {
@@ -236,10 +238,7 @@ impl Catalog for ObjectStoreCatalog {
     }
 
     async fn list_tables(&self, namespace: &NamespaceIdent) -> Result<Vec<TableIdent>> {
-        let mut dir = self.pointers.clone();
-        for part in namespace.iter() {
-            dir = dir.join(part.as_str());
-        }
+        let dir = self.namespace_dir(namespace);
         let listed = self
             .store
             .list_with_delimiter(Some(&dir))

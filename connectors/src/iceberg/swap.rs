@@ -11,9 +11,12 @@
 //! `SqlCatalog`). If anyone committed in between, nothing changes and the caller learns it;
 //! so a swap can never lose a concurrent commit.
 
+use std::sync::Arc;
+
 use iceberg::{TableIdent, TableRequirement, TableUpdate};
 use runnel_runtime::{Error, Result};
 use sqlx::sqlite::{SqlitePool, SqlitePoolOptions};
+use tokio::sync::OnceCell;
 
 use super::store_catalog::ObjectStoreCatalog;
 
@@ -89,6 +92,8 @@ impl MetadataSwap {
 pub(crate) struct RestCommits {
     client: reqwest::Client,
     uri: String,
+    /// The catalog's path prefix, read from its configuration once.
+    prefix: Arc<OnceCell<String>>,
 }
 
 impl RestCommits {
@@ -96,11 +101,19 @@ impl RestCommits {
         RestCommits {
             client: reqwest::Client::new(),
             uri: uri.trim_end_matches('/').to_string(),
+            prefix: Arc::default(),
         }
     }
 
-    /// The path prefix the catalog's configuration asks for, if any.
-    async fn prefix(&self) -> Result<String> {
+    /// The path prefix the catalog's configuration asks for, if any (read once).
+    async fn prefix(&self) -> Result<&str> {
+        self.prefix
+            .get_or_try_init(|| self.read_prefix())
+            .await
+            .map(String::as_str)
+    }
+
+    async fn read_prefix(&self) -> Result<String> {
         let context = || format!("reading the configuration of {}", self.uri);
         let config: serde_json::Value = self
             .client

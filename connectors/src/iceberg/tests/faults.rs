@@ -10,12 +10,13 @@ use runnel_runtime::storage::{FaultConfig, FaultyStore, OpKind};
 
 use super::unreliable::{Fault, UnreliableCatalog};
 use super::*;
+use crate::iceberg::layer::Layered;
 
 /// The embedded catalog of `dir`, with its Iceberg catalog wrapped in an
 /// [`UnreliableCatalog`].
-async fn unreliable(dir: &TempDir) -> (IcebergCatalog, Arc<UnreliableCatalog>) {
+async fn unreliable(dir: &TempDir) -> (IcebergCatalog, Arc<Layered<UnreliableCatalog>>) {
     let healthy = IcebergCatalog::embedded(dir.path()).await.unwrap();
-    let wrapper = Arc::new(UnreliableCatalog::new(healthy.catalog().clone()));
+    let wrapper = Arc::new(Layered(UnreliableCatalog::new(healthy.catalog().clone())));
     let catalog = IcebergCatalog::new(wrapper.clone(), healthy.store().clone(), Path::from(""));
     (catalog, wrapper)
 }
@@ -29,11 +30,11 @@ async fn a_lost_commit_reply_is_resolved_from_the_table_without_committing_again
             .await
             .unwrap();
         let staged = vec![stage(&sink, 0, 1, vec![rows(0..3)]).await];
-        wrapper.arm(Fault::ApplyThenTimeout { retryable });
+        wrapper.0.arm(Fault::ApplyThenTimeout { retryable });
         // The catalog applied the commit and the reply was lost: the sink reloads the
         // table, finds the epoch and neither commits again nor fails.
         sink.commit(1, staged.clone()).await.unwrap();
-        assert_eq!(wrapper.updates(), 1, "retryable: {retryable}");
+        assert_eq!(wrapper.0.updates(), 1, "retryable: {retryable}");
         let ledger = dir
             .path()
             .join("sinks/job.sink/committed/00000000000000000001");
@@ -42,7 +43,7 @@ async fn a_lost_commit_reply_is_resolved_from_the_table_without_committing_again
         sink.commit(1, staged.clone()).await.unwrap();
         let restarted = super::sink(&dir, "job.sink").await;
         restarted.commit(1, staged).await.unwrap();
-        assert_eq!(wrapper.updates(), 1, "retryable: {retryable}");
+        assert_eq!(wrapper.0.updates(), 1, "retryable: {retryable}");
         let next = vec![stage(&restarted, 0, 2, vec![rows(3..5)]).await];
         restarted.commit(2, next).await.unwrap();
         let table = restarted.table().await.unwrap();
@@ -114,12 +115,12 @@ async fn a_foreign_append_inside_a_commit_makes_it_retry_on_the_new_table_once()
     let staged = vec![stage(&sink, 0, 1, vec![rows(0..3)]).await];
     let healthy = IcebergCatalog::embedded(dir.path()).await.unwrap();
     // Another writer commits after the sink loaded the table and before its commit lands.
-    wrapper.arm(Fault::Interleave(Box::pin(async move {
+    wrapper.0.arm(Fault::Interleave(Box::pin(async move {
         foreign_append(&healthy, rows(100..102)).await;
     })));
     sink.commit(1, staged.clone()).await.unwrap();
     assert_eq!(
-        wrapper.updates(),
+        wrapper.0.updates(),
         2,
         "the conflicting commit is retried once"
     );
@@ -144,7 +145,7 @@ async fn a_rival_commit_whose_snapshot_expired_is_found_in_the_ledger() {
     // it first; a foreign append follows and expiry removes the rival's snapshot, so the
     // table the slow instance reloads holds no trace of epoch 1, only the ledger does.
     let healthy = IcebergCatalog::embedded(dir.path()).await.unwrap();
-    wrapper.arm(Fault::Interleave(Box::pin(async move {
+    wrapper.0.arm(Fault::Interleave(Box::pin(async move {
         rival.commit(1, first).await.unwrap();
         foreign_append(&healthy, rows(100..102)).await;
         assert!(epochs(&expire_all_but_current(&healthy).await).is_empty());
