@@ -13,7 +13,7 @@ use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path;
 use runnel_connectors::iceberg::IcebergCatalog;
-use runnel_connectors::log::{EmbeddedLog, SyncedLocalFileSystem};
+use runnel_connectors::log::{EmbeddedLog, SyncedLocal};
 use runnel_runtime::storage::{RetryPolicy, RetryingStore};
 
 /// An object store and the prefix under which runnel's data lives.
@@ -78,7 +78,7 @@ impl DataRoot {
 
     /// A local directory, through a store that fsyncs every write before it returns.
     pub fn local(dir: &FsPath) -> anyhow::Result<Self> {
-        let store = SyncedLocalFileSystem::new(dir)
+        let store = SyncedLocal::open(dir)
             .with_context(|| format!("cannot open data directory {}", dir.display()))?;
         let mut data = Self::new(Arc::new(store), Path::from(""), dir.display().to_string())?;
         data.local_dir = Some(dir.to_path_buf());

@@ -267,9 +267,8 @@ async fn a_sink_on_a_rest_catalog_is_exact_through_a_kill() {
     second.wait().unwrap();
 
     // A compaction through the REST commit endpoint: the same rows in fewer files.
-    let store = std::sync::Arc::new(
-        runnel_connectors::log::SyncedLocalFileSystem::new(&writer_dir).unwrap(),
-    );
+    let store =
+        std::sync::Arc::new(runnel_connectors::log::SyncedLocal::open(&writer_dir).unwrap());
     let catalog = IcebergCatalog::rest(&rest, store, object_store::path::Path::from(""))
         .await
         .unwrap();

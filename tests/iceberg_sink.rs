@@ -25,7 +25,7 @@ use runnel_connectors::iceberg::{
     CATALOG_NAME, COMPACTED_EPOCH_PROPERTY, Compaction, EPOCH_PROPERTY, IcebergCatalog,
     IcebergSink, NAMESPACE, SINK_ID_PROPERTY, live_data_files, read_table,
 };
-use runnel_connectors::log::{EmbeddedLog, LogSource, SyncedLocalFileSystem, Topic};
+use runnel_connectors::log::{EmbeddedLog, LogSource, SyncedLocal, Topic};
 use runnel_connectors::nexmark::{NexmarkOptions, NexmarkTable, generate_partition};
 use runnel_runtime::checkpoint::ObjectStoreCheckpoints;
 use runnel_runtime::{CheckpointConfig, Dataflow, JobConfig, WatermarkStrategy, spawn};
@@ -115,7 +115,7 @@ async fn append_slowly(topic: Topic, batches: Vec<Vec<RecordBatch>>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_and_restarted_the_table_holds_every_bid_once_and_pyiceberg_reads_it() {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn ObjectStore> = Arc::new(SyncedLocalFileSystem::new(dir.path()).unwrap());
+    let store: Arc<dyn ObjectStore> = Arc::new(SyncedLocal::open(dir.path()).unwrap());
     let log = EmbeddedLog::new(store.clone(), Path::from(""));
     let generated = generate_bids(2);
     let all: Vec<RecordBatch> = generated.iter().flatten().cloned().collect();

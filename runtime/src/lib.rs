@@ -21,7 +21,7 @@ pub mod storage;
 pub mod time;
 pub mod watermark;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Ambient, Clock, ManualClock, SeededRng, SystemClock};
 pub use dataflow::{Dataflow, Stream};
 pub use error::{Error, Fault, Result};
 pub use exec::{

@@ -28,7 +28,7 @@ use super::iceberg_error;
 use super::schema::{check_compatible, table_schema};
 use super::store_catalog::ObjectStoreCatalog;
 use super::swap::{MetadataSwap, RestCommits};
-use crate::log::SyncedLocalFileSystem;
+use crate::log::SyncedLocal;
 
 /// Name of the embedded SQL catalog (a reader must open it under the same name).
 pub const CATALOG_NAME: &str = "runnel";
@@ -87,7 +87,7 @@ impl IcebergCatalog {
             .load(CATALOG_NAME, HashMap::new())
             .await
             .map_err(iceberg_error("opening the embedded Iceberg catalog"))?;
-        let store = SyncedLocalFileSystem::new(&dir)
+        let store = SyncedLocal::open(&dir)
             .map_err(|e| Error::external(format!("data directory {}", dir.display()), e))?;
         Ok(IcebergCatalog {
             swap: Some(swap),

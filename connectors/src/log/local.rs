@@ -11,39 +11,44 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use futures::stream::BoxStream;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
-};
+use object_store::{ObjectStore, PutOptions, PutPayload, PutResult, Result};
+use runnel_runtime::storage::{Layered, StoreLayer};
 
 /// `LocalFileSystem` with fsync after every put (multipart uploads are not synced; the
 /// log does not use them).
+pub type SyncedLocalFileSystem = Layered<SyncedLocal>;
+
+/// The layer of a [`SyncedLocalFileSystem`]: syncs after each put, forwards the rest.
 #[derive(Debug)]
-pub struct SyncedLocalFileSystem {
-    inner: LocalFileSystem,
+pub struct SyncedLocal {
+    local: Arc<LocalFileSystem>,
+    inner: Arc<dyn ObjectStore>,
     root: PathBuf,
 }
 
-impl SyncedLocalFileSystem {
+impl SyncedLocal {
     /// A store rooted at `dir`, which is created if missing.
-    pub fn new(dir: impl Into<PathBuf>) -> Result<Self> {
+    pub fn open(dir: impl Into<PathBuf>) -> Result<SyncedLocalFileSystem> {
         let root: PathBuf = dir.into();
         std::fs::create_dir_all(&root).map_err(|e| object_store::Error::Generic {
             store: "SyncedLocalFileSystem",
             source: Box::new(e),
         })?;
         let root = root.canonicalize().unwrap_or(root);
-        let inner = LocalFileSystem::new_with_prefix(&root)?;
-        Ok(SyncedLocalFileSystem { inner, root })
+        let local = Arc::new(LocalFileSystem::new_with_prefix(&root)?);
+        let inner: Arc<dyn ObjectStore> = local.clone();
+        Ok(Layered::wrap(SyncedLocal { local, inner, root }))
     }
+}
 
+impl SyncedLocal {
     async fn sync(&self, location: &Path) -> Result<()> {
-        let file = self.inner.path_to_filesystem(location)?;
+        let file = self.local.path_to_filesystem(location)?;
         let root = self.root.clone();
         let synced = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             std::fs::File::open(&file)?.sync_all()?;
@@ -67,14 +72,16 @@ impl SyncedLocalFileSystem {
     }
 }
 
-impl fmt::Display for SyncedLocalFileSystem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+#[async_trait]
+impl StoreLayer for SyncedLocal {
+    fn inner(&self) -> &Arc<dyn ObjectStore> {
+        &self.inner
+    }
+
+    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "SyncedLocalFileSystem({})", self.root.display())
     }
-}
 
-#[async_trait]
-impl ObjectStore for SyncedLocalFileSystem {
     async fn put_opts(
         &self,
         location: &Path,
@@ -84,45 +91,6 @@ impl ObjectStore for SyncedLocalFileSystem {
         let result = self.inner.put_opts(location, payload, opts).await?;
         self.sync(location).await?;
         Ok(result)
-    }
-
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
-    }
-
-    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
-        self.inner.get_opts(location, options).await
-    }
-
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, Result<Path>>,
-    ) -> BoxStream<'static, Result<Path>> {
-        self.inner.delete_stream(locations)
-    }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-
-    fn list_with_offset(
-        &self,
-        prefix: Option<&Path>,
-        offset: &Path,
-    ) -> BoxStream<'static, Result<ObjectMeta>> {
-        self.inner.list_with_offset(prefix, offset)
-    }
-
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
-        self.inner.copy_opts(from, to, options).await
     }
 }
 
@@ -135,7 +103,7 @@ mod tests {
     #[tokio::test]
     async fn puts_are_written_synced_and_still_conditional() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SyncedLocalFileSystem::new(dir.path().join("new/root")).unwrap();
+        let store = SyncedLocal::open(dir.path().join("new/root")).unwrap();
         let path = Path::from("log/t/00000/x.arrow");
         let create = || PutOptions::from(PutMode::Create);
         store

@@ -66,7 +66,7 @@ use object_store::ObjectStore;
 use object_store::path::Path;
 use runnel_runtime::{Error, Result};
 
-pub use local::SyncedLocalFileSystem;
+pub use local::{SyncedLocal, SyncedLocalFileSystem};
 pub use metadata::MAX_PARTITIONS;
 pub use names::{MAX_TOPIC_NAME_LEN, validate_topic_name};
 pub use producer::{DEDUP_WINDOW, ProducerSeq};
@@ -110,8 +110,8 @@ impl EmbeddedLog {
     /// The log in a local directory (created if missing), through a
     /// [`SyncedLocalFileSystem`] so acknowledged appends are fsynced.
     pub fn local(dir: impl Into<std::path::PathBuf>) -> Result<Self> {
-        let store = SyncedLocalFileSystem::new(dir)
-            .map_err(|e| Error::external("log open local directory", e))?;
+        let store =
+            SyncedLocal::open(dir).map_err(|e| Error::external("log open local directory", e))?;
         Ok(EmbeddedLog::new(Arc::new(store), Path::from("")))
     }
 

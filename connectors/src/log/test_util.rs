@@ -9,14 +9,11 @@ use arrow::array::{Array, AsArray, Int64Array, StringArray};
 use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
-use futures::stream::BoxStream;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult,
-};
+use object_store::{ObjectStore, PutOptions, PutPayload, PutResult};
+use runnel_runtime::storage::{Layered, StoreLayer};
 use tempfile::TempDir;
 
 use super::EmbeddedLog;
@@ -95,20 +92,22 @@ pub(crate) fn ids(batches: &[RecordBatch]) -> Vec<i64> {
 
 /// Forwards to a store but fails chosen puts of segments: `applied` ones are written and
 /// then reported as failed (a timeout after the fact), `lost` ones fail unwritten.
+pub(crate) type FlakyStore = Layered<FlakyPuts>;
+
 #[derive(Debug)]
-pub(crate) struct FlakyStore {
+pub(crate) struct FlakyPuts {
     pub inner: Arc<dyn ObjectStore>,
     pub applied: AtomicUsize,
     pub lost: AtomicUsize,
 }
 
-impl FlakyStore {
-    pub fn new(inner: Arc<dyn ObjectStore>) -> Self {
-        FlakyStore {
+impl FlakyPuts {
+    pub fn store(inner: Arc<dyn ObjectStore>) -> FlakyStore {
+        Layered::wrap(FlakyPuts {
             inner,
             applied: AtomicUsize::new(0),
             lost: AtomicUsize::new(0),
-        }
+        })
     }
 }
 
@@ -125,14 +124,12 @@ fn injected() -> object_store::Error {
     }
 }
 
-impl std::fmt::Display for FlakyStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Flaky({})", self.inner)
-    }
-}
-
 #[async_trait]
-impl ObjectStore for FlakyStore {
+impl StoreLayer for FlakyPuts {
+    fn inner(&self) -> &Arc<dyn ObjectStore> {
+        &self.inner
+    }
+
     async fn put_opts(
         &self,
         location: &Path,
@@ -148,45 +145,5 @@ impl ObjectStore for FlakyStore {
             return Err(injected());
         }
         Ok(result)
-    }
-
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
-    }
-
-    async fn get_opts(
-        &self,
-        location: &Path,
-        options: GetOptions,
-    ) -> object_store::Result<GetResult> {
-        self.inner.get_opts(location, options).await
-    }
-
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, object_store::Result<Path>>,
-    ) -> BoxStream<'static, object_store::Result<Path>> {
-        self.inner.delete_stream(locations)
-    }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(
-        &self,
-        from: &Path,
-        to: &Path,
-        options: CopyOptions,
-    ) -> object_store::Result<()> {
-        self.inner.copy_opts(from, to, options).await
     }
 }

@@ -1,42 +1,42 @@
 //! The conditional-write probe against real stores and against stores that lie.
 
-use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::TryStreamExt;
-use futures::stream::BoxStream;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult,
-};
+use object_store::{ObjectMeta, ObjectStore, PutMode, PutOptions, PutPayload, PutResult};
 
 use super::probe::*;
+use crate::storage::{Layered, StoreLayer};
 
 /// `InMemory` with conditional modes turned into plain overwrites: what a store that
 /// accepts the headers but ignores them does.
 #[derive(Debug)]
 struct Ignores {
-    inner: InMemory,
+    inner: Arc<dyn ObjectStore>,
     create: bool,
     update: bool,
 }
 
-impl fmt::Display for Ignores {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "Ignores(create: {}, update: {})",
-            self.create, self.update
-        )
+impl Ignores {
+    fn store(create: bool, update: bool) -> Layered<Ignores> {
+        Layered::wrap(Ignores {
+            inner: Arc::new(InMemory::new()),
+            create,
+            update,
+        })
     }
 }
 
 #[async_trait]
-impl ObjectStore for Ignores {
+impl StoreLayer for Ignores {
+    fn inner(&self) -> &Arc<dyn ObjectStore> {
+        &self.inner
+    }
+
     async fn put_opts(
         &self,
         location: &Path,
@@ -52,46 +52,6 @@ impl ObjectStore for Ignores {
             opts.mode = PutMode::Overwrite;
         }
         self.inner.put_opts(location, payload, opts).await
-    }
-
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
-    }
-
-    async fn get_opts(
-        &self,
-        location: &Path,
-        options: GetOptions,
-    ) -> object_store::Result<GetResult> {
-        self.inner.get_opts(location, options).await
-    }
-
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, object_store::Result<Path>>,
-    ) -> BoxStream<'static, object_store::Result<Path>> {
-        self.inner.delete_stream(locations)
-    }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(
-        &self,
-        from: &Path,
-        to: &Path,
-        options: CopyOptions,
-    ) -> object_store::Result<()> {
-        self.inner.copy_opts(from, to, options).await
     }
 }
 
@@ -126,11 +86,7 @@ async fn local_file_system_is_capable_without_update() {
 
 #[tokio::test]
 async fn a_store_ignoring_create_is_refused_with_a_clear_message() {
-    let store = Ignores {
-        inner: InMemory::new(),
-        create: true,
-        update: false,
-    };
+    let store = Ignores::store(true, false);
     let report = probe_and_check_cleanup(&store).await;
     assert!(
         matches!(report.create, CreateSupport::NotAtomic { .. }),
@@ -150,11 +106,7 @@ async fn a_store_ignoring_create_is_refused_with_a_clear_message() {
 
 #[tokio::test]
 async fn a_store_ignoring_update_preconditions_is_refused() {
-    let store = Ignores {
-        inner: InMemory::new(),
-        create: false,
-        update: true,
-    };
+    let store = Ignores::store(false, true);
     let report = probe_and_check_cleanup(&store).await;
     assert_eq!(report.create, CreateSupport::Atomic);
     assert_eq!(report.update, UpdateSupport::NotHonoured);

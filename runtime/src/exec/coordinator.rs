@@ -24,6 +24,7 @@ use crate::checkpoint::{
 };
 use crate::clock::Clock;
 use crate::error::{Error, Result};
+use crate::graph::{JobGraph, NodeKind};
 use crate::message::{Epoch, Millis};
 use crate::metrics::JobMetrics;
 use crate::sink::{PreCommit, Sink, Staged};
@@ -91,10 +92,10 @@ pub(crate) enum AckPart {
 
 /// What the coordinator knows of the job's nodes.
 #[derive(Debug)]
-pub(crate) struct NodeInfo {
-    pub(crate) name: String,
-    pub(crate) parallelism: usize,
-    pub(crate) sink: Option<Arc<dyn Sink>>,
+struct NodeInfo {
+    name: String,
+    parallelism: usize,
+    sink: Option<Arc<dyn Sink>>,
 }
 
 /// The checkpointing side of a coordinator: absent when the job runs without
@@ -107,25 +108,61 @@ pub(crate) struct Durable {
 }
 
 pub(crate) struct Coordinator {
-    pub(crate) job: String,
-    pub(crate) nodes: Vec<NodeInfo>,
-    pub(crate) max_key_groups: u32,
-    pub(crate) sources: Vec<mpsc::UnboundedSender<Inject>>,
-    pub(crate) reports: mpsc::UnboundedReceiver<Report>,
-    pub(crate) durable: Option<Durable>,
-    pub(crate) next_epoch: Epoch,
-    pub(crate) metrics: Arc<JobMetrics>,
-    pub(crate) clock: Arc<dyn Clock>,
+    job: String,
+    nodes: Vec<NodeInfo>,
+    max_key_groups: u32,
+    sources: Vec<mpsc::UnboundedSender<Inject>>,
+    reports: mpsc::UnboundedReceiver<Report>,
+    durable: Option<Durable>,
+    next_epoch: Epoch,
+    metrics: Arc<JobMetrics>,
+    clock: Arc<dyn Clock>,
 }
 
 struct InFlight {
     epoch: Epoch,
     last: bool,
-    injected: std::time::Instant,
+    /// [`Clock::monotonic`] when the barrier was injected.
+    injected: Duration,
     acks: Vec<(usize, usize, AckPart)>,
 }
 
 impl Coordinator {
+    /// The coordinator of `graph`, reaching its source subtasks through `sources`.
+    pub(crate) fn new(
+        graph: &JobGraph,
+        sources: Vec<mpsc::UnboundedSender<Inject>>,
+        reports: mpsc::UnboundedReceiver<Report>,
+        durable: Option<Durable>,
+        next_epoch: Epoch,
+        metrics: Arc<JobMetrics>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let nodes = graph
+            .nodes
+            .iter()
+            .map(|n| NodeInfo {
+                name: n.name.clone(),
+                parallelism: n.parallelism,
+                sink: match &n.kind {
+                    NodeKind::Sink { sink } => Some(sink.clone()),
+                    _ => None,
+                },
+            })
+            .collect();
+        Coordinator {
+            job: graph.name.clone(),
+            nodes,
+            max_key_groups: graph.max_key_groups,
+            sources,
+            reports,
+            durable,
+            next_epoch,
+            metrics,
+            clock,
+        }
+    }
+
     fn subtasks(&self) -> usize {
         self.nodes.iter().map(|n| n.parallelism).sum()
     }
@@ -142,7 +179,7 @@ impl Coordinator {
         Ok(InFlight {
             epoch,
             last,
-            injected: std::time::Instant::now(),
+            injected: self.clock.monotonic(),
             acks: Vec::new(),
         })
     }
@@ -203,77 +240,27 @@ impl Coordinator {
     /// Every subtask acknowledged: make the checkpoint durable, then commit the sinks.
     async fn complete(&mut self, flight: InFlight) -> Result<()> {
         let epoch = flight.epoch;
-        let mut operators = Vec::new();
-        let mut sources = Vec::new();
-        let mut sinks = Vec::new();
-        let mut staged: BTreeMap<usize, Vec<Staged>> = BTreeMap::new();
-        for (node, subtask, part) in flight.acks {
-            let info = &self.nodes[node];
-            match part {
-                AckPart::Source(positions) => {
-                    sources.extend(positions.into_iter().map(|(partition, offset)| {
-                        SourcePosition {
-                            node: info.name.clone(),
-                            partition,
-                            offset,
-                        }
-                    }));
-                }
-                AckPart::Operator { files, watermark } => operators.push(OperatorState {
-                    node: info.name.clone(),
-                    subtask,
-                    parallelism: info.parallelism,
-                    files,
-                    watermark: Some(watermark),
-                }),
-                AckPart::Sink { files, pre_commit } => {
-                    operators.push(OperatorState {
-                        node: info.name.clone(),
-                        subtask,
-                        parallelism: info.parallelism,
-                        files,
-                        watermark: None,
-                    });
-                    sinks.push(SinkCommit {
-                        node: info.name.clone(),
-                        subtask,
-                        staged: pre_commit.meta.clone(),
-                    });
-                    staged.entry(node).or_default().push(Staged {
-                        subtask,
-                        pre_commit,
-                    });
-                }
-            }
-        }
+        let Assembled { meta, staged } = self.assemble(flight.acks, epoch);
         if let Some(durable) = self.durable.as_mut() {
-            let size_bytes = operators
+            let size_bytes = meta
+                .operators
                 .iter()
                 .flat_map(|o| &o.files)
                 .map(|f| f.size)
                 .sum();
-            let meta = CheckpointMeta {
-                epoch,
-                generation: durable.position.generation(),
-                max_key_groups: self.max_key_groups,
-                operators,
-                sources,
-                sinks,
-            };
-            let started = std::time::Instant::now();
+            let started = self.clock.monotonic();
             match commit_checkpoint(durable.store.as_ref(), &mut durable.position, meta).await? {
                 CommitOutcome::Committed { seq } => {
+                    let took = self.clock.elapsed(flight.injected);
                     tracing::info!(
                         job = %self.job, epoch, seq,
-                        "checkpoint complete in {:?} (manifest {:?})",
-                        flight.injected.elapsed(), started.elapsed()
+                        "checkpoint complete in {took:?} (manifest {:?})",
+                        self.clock.elapsed(started)
                     );
-                    self.metrics.checkpoints.record(
-                        epoch,
-                        self.clock.now_millis(),
-                        flight.injected.elapsed().as_millis() as u64,
-                        size_bytes,
-                    );
+                    let (now, took) = (self.clock.now_millis(), took.as_millis() as u64);
+                    self.metrics
+                        .checkpoints
+                        .record(epoch, now, took, size_bytes);
                 }
                 CommitOutcome::Fenced { by_generation } => {
                     return Err(Error::Fenced(format!(
@@ -284,19 +271,7 @@ impl Coordinator {
                 }
             }
         }
-        let generation = self.durable.as_ref().map_or(0, |d| d.position.generation());
-        // In graph order, as after a restart: a job that adds its table sink before the
-        // sink its results stream reads has every epoch in the table first.
-        for (node, mut parts) in staged {
-            parts.sort_by_key(|s| s.subtask);
-            if let Some(sink) = &self.nodes[node].sink {
-                let started = std::time::Instant::now();
-                sink.commit_as(epoch, generation, parts).await?;
-                self.metrics
-                    .checkpoints
-                    .record_sink_commit(&self.nodes[node].name, started.elapsed());
-            }
-        }
+        self.commit_sinks(epoch, staged).await?;
         if let Some(durable) = &self.durable {
             match collect_garbage(durable.store.as_ref(), &durable.position, durable.retain).await {
                 Ok(GcOutcome::Collected(_)) | Ok(GcOutcome::Superseded { .. }) => {}
@@ -308,4 +283,79 @@ impl Coordinator {
         }
         Ok(())
     }
+
+    /// Phase 2 of every sink, in graph order, as after a restart: a job that adds its
+    /// table sink before the sink its results stream reads has every epoch in the table
+    /// first.
+    async fn commit_sinks(&self, epoch: Epoch, staged: BTreeMap<usize, Vec<Staged>>) -> Result<()> {
+        let generation = self.durable.as_ref().map_or(0, |d| d.position.generation());
+        for (node, mut parts) in staged {
+            parts.sort_by_key(|s| s.subtask);
+            if let Some(sink) = &self.nodes[node].sink {
+                let started = self.clock.monotonic();
+                sink.commit_as(epoch, generation, parts).await?;
+                self.metrics
+                    .checkpoints
+                    .record_sink_commit(&self.nodes[node].name, self.clock.elapsed(started));
+            }
+        }
+        Ok(())
+    }
+
+    /// The manifest of checkpoint `epoch` and the sinks' staged output, from every
+    /// subtask's acknowledgement.
+    fn assemble(&self, acks: Vec<(usize, usize, AckPart)>, epoch: Epoch) -> Assembled {
+        let mut meta = CheckpointMeta {
+            epoch,
+            generation: self.durable.as_ref().map_or(0, |d| d.position.generation()),
+            max_key_groups: self.max_key_groups,
+            operators: Vec::new(),
+            sources: Vec::new(),
+            sinks: Vec::new(),
+        };
+        let mut staged: BTreeMap<usize, Vec<Staged>> = BTreeMap::new();
+        for (node, subtask, part) in acks {
+            let info = &self.nodes[node];
+            let state = |files, watermark| OperatorState {
+                node: info.name.clone(),
+                subtask,
+                parallelism: info.parallelism,
+                files,
+                watermark,
+            };
+            match part {
+                AckPart::Source(positions) => {
+                    let position = |(partition, offset)| SourcePosition {
+                        node: info.name.clone(),
+                        partition,
+                        offset,
+                    };
+                    meta.sources.extend(positions.into_iter().map(position));
+                }
+                AckPart::Operator { files, watermark } => {
+                    meta.operators.push(state(files, Some(watermark)));
+                }
+                AckPart::Sink { files, pre_commit } => {
+                    meta.operators.push(state(files, None));
+                    meta.sinks.push(SinkCommit {
+                        node: info.name.clone(),
+                        subtask,
+                        staged: pre_commit.meta.clone(),
+                    });
+                    let parts = staged.entry(node).or_default();
+                    parts.push(Staged {
+                        subtask,
+                        pre_commit,
+                    });
+                }
+            }
+        }
+        Assembled { meta, staged }
+    }
+}
+
+/// A checkpoint's manifest and, per sink node, what its subtasks staged.
+struct Assembled {
+    meta: CheckpointMeta,
+    staged: BTreeMap<usize, Vec<Staged>>,
 }

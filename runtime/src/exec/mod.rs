@@ -7,30 +7,32 @@
 
 mod coordinator;
 mod gate;
+mod handle;
+mod launch;
 mod restart;
 mod restore;
 mod router;
 mod tasks;
+mod wiring;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinSet;
 
-use crate::checkpoint::{ChainPosition, start as start_chain};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
-use crate::graph::{JobGraph, NodeKind, Partitioning};
+use crate::graph::JobGraph;
 use crate::message::Message;
 use crate::metrics::{JobMetrics, NodeMetrics};
-use crate::operator::OperatorContext;
 pub use coordinator::CheckpointConfig;
-use coordinator::{Coordinator, Durable, NodeInfo};
-use gate::InputGate;
+use coordinator::Coordinator;
+pub use handle::{JobHandle, JobStopper};
+use launch::Launch;
 pub use restart::{RestartPolicy, is_restartable, run_with_restarts};
-use router::{OutEdge, Route, Router};
-use tasks::SubtaskCtx;
+use restore::{Recovered, recover};
+use wiring::Wiring;
 
 /// The receiving end of one channel, with the input index of the edge it belongs to.
 type InputChannel = (usize, mpsc::Receiver<Message>);
@@ -47,75 +49,14 @@ pub struct JobConfig {
 }
 
 impl Default for JobConfig {
+    /// The machine's clock, channels of 16 messages, no checkpoints.
+    #[allow(clippy::disallowed_types)] // the runtime's one default clock: a job run from Rust
     fn default() -> Self {
         JobConfig {
             clock: Arc::new(SystemClock),
             channel_capacity: 16,
             checkpoints: None,
         }
-    }
-}
-
-/// A running job.
-#[derive(Debug)]
-pub struct JobHandle {
-    name: String,
-    metrics: Arc<JobMetrics>,
-    stop: Arc<watch::Sender<bool>>,
-    done: JoinHandle<Result<()>>,
-}
-
-/// Asks a running job to stop, from anywhere (the [`JobHandle`] itself is consumed by
-/// [`JobHandle::join`]).
-#[derive(Debug, Clone)]
-pub struct JobStopper(Arc<watch::Sender<bool>>);
-
-impl JobStopper {
-    /// Same as [`JobHandle::stop`].
-    pub fn stop(&self) {
-        self.0.send_replace(true);
-    }
-}
-
-impl JobHandle {
-    /// The job's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Live counters of every subtask.
-    pub fn metrics(&self) -> &Arc<JobMetrics> {
-        &self.metrics
-    }
-
-    /// Asks the sources to stop. The job then ends cleanly: operators and sinks see the
-    /// end of their input, but windows still open are not fired (no final watermark).
-    pub fn stop(&self) {
-        self.stop.send_replace(true);
-    }
-
-    /// A handle that can stop this job after it has been handed to [`JobHandle::join`].
-    pub fn stopper(&self) -> JobStopper {
-        JobStopper(self.stop.clone())
-    }
-
-    /// Whether the job has finished (successfully or not).
-    pub fn is_finished(&self) -> bool {
-        self.done.is_finished()
-    }
-
-    /// Waits for the job to finish and returns its outcome.
-    pub async fn join(self) -> Result<()> {
-        match self.done.await {
-            Ok(result) => result,
-            Err(e) if e.is_cancelled() => Err(Error::Cancelled),
-            Err(e) => Err(Error::Internal(format!("job supervisor failed: {e}"))),
-        }
-    }
-
-    /// Stops every subtask at once, without waiting for in-flight data.
-    pub fn abort(&self) {
-        self.done.abort();
     }
 }
 
@@ -127,8 +68,50 @@ impl JobHandle {
 /// it had already completed. Operators are created before this returns, so an invalid
 /// operator configuration is reported here; sources and sinks open inside their subtasks.
 pub async fn spawn(graph: JobGraph, config: JobConfig) -> Result<JobHandle> {
+    let metrics = Arc::new(metrics_of(&graph));
+    let Recovered {
+        durable,
+        restored,
+        next_epoch,
+    } = recover(&graph, config.checkpoints.as_ref()).await?;
+    let store = durable
+        .as_ref()
+        .map(|d| (d.store.clone(), d.position.generation()));
+    let mut wiring = Wiring::plan(&graph, config.channel_capacity);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let metrics = Arc::new(JobMetrics {
+    let (reports_tx, reports_rx) = mpsc::unbounded_channel();
+    let mut launch = Launch::new(
+        &graph, &config, &metrics, reports_tx, store, stop_rx, restored,
+    );
+    for id in 0..graph.nodes.len() {
+        launch.node(id, &mut wiring)?;
+    }
+    let Launch {
+        mut tasks,
+        mut names,
+        injections,
+        ..
+    } = launch;
+    let clock = config.clock.clone();
+    let coordinator = Coordinator::new(
+        &graph,
+        injections,
+        reports_rx,
+        durable,
+        next_epoch,
+        metrics.clone(),
+        clock,
+    );
+    let handle = tasks.spawn(coordinator.run());
+    names.insert(handle.id(), ("checkpoint coordinator".to_string(), 0));
+    tracing::info!(job = %graph.name, "job started:\n{}", graph.explain());
+    let done = tokio::spawn(supervise(graph.name.clone(), tasks, names));
+    Ok(JobHandle::new(graph.name, metrics, stop_tx, done))
+}
+
+/// Counters for every subtask of `graph`, all zero.
+fn metrics_of(graph: &JobGraph) -> JobMetrics {
+    JobMetrics {
         nodes: graph
             .nodes
             .iter()
@@ -138,217 +121,10 @@ pub async fn spawn(graph: JobGraph, config: JobConfig) -> Result<JobHandle> {
             })
             .collect(),
         checkpoints: Default::default(),
-    });
-
-    let (durable, mut restored, next_epoch) = match &config.checkpoints {
-        None => (None, restore::Restored::default(), 1),
-        Some(checkpoints) => {
-            let (durable, restored, next_epoch) = recover(&graph, checkpoints).await?;
-            (Some(durable), restored, next_epoch)
-        }
-    };
-    let store = durable
-        .as_ref()
-        .map(|d: &Durable| (d.store.clone(), d.position.generation()));
-
-    // Channels: for every edge and every pair of subtasks it connects.
-    let mut outputs: Vec<Vec<Vec<OutEdge>>> = graph
-        .nodes
-        .iter()
-        .map(|n| (0..n.parallelism).map(|_| Vec::new()).collect())
-        .collect();
-    let mut inputs: Vec<Vec<Vec<InputChannel>>> = graph
-        .nodes
-        .iter()
-        .map(|n| (0..n.parallelism).map(|_| Vec::new()).collect())
-        .collect();
-    for edge in &graph.edges {
-        let up = graph.nodes[edge.from].parallelism;
-        let down = graph.nodes[edge.to].parallelism;
-        for (u, subtask_outputs) in outputs[edge.from].iter_mut().enumerate() {
-            let (route, targets): (Route, Vec<usize>) = match &edge.partitioning {
-                Partitioning::Forward if up == down => (Route::Direct, vec![u]),
-                Partitioning::Forward if down == 1 => (Route::Direct, vec![0]),
-                Partitioning::Forward => (Route::RoundRobin { next: u }, (0..down).collect()),
-                Partitioning::Hash(columns) => (
-                    Route::Hash {
-                        columns: columns.clone(),
-                        max_key_groups: graph.max_key_groups,
-                    },
-                    (0..down).collect(),
-                ),
-            };
-            let mut senders = Vec::with_capacity(targets.len());
-            for d in targets {
-                let (tx, rx) = mpsc::channel(config.channel_capacity.max(1));
-                senders.push(tx);
-                inputs[edge.to][d].push((edge.input, rx));
-            }
-            subtask_outputs.push(OutEdge {
-                port: edge.port,
-                route,
-                senders,
-            });
-        }
     }
-
-    let (reports_tx, reports_rx) = mpsc::unbounded_channel();
-    let mut injections = Vec::new();
-    let mut tasks = JoinSet::new();
-    let mut names = HashMap::new();
-    for (id, node) in graph.nodes.iter().enumerate() {
-        let state = restored.state.remove(&node.name).unwrap_or_default();
-        let watermark = restored.watermarks.get(&node.name).copied();
-        for subtask in (0..node.parallelism).rev() {
-            let ctx = SubtaskCtx {
-                node: id,
-                name: node.name.clone(),
-                subtask,
-                metrics: metrics.nodes[id].subtasks[subtask].clone(),
-                reports: reports_tx.clone(),
-                store: store.clone(),
-            };
-            let router = Router::new(outputs[id].pop().unwrap_or_default(), ctx.metrics.clone());
-            let gate = InputGate::new(inputs[id].pop().unwrap_or_default());
-            let handle = match &node.kind {
-                NodeKind::Source { source, watermark } => {
-                    let partitions = (0..source.partitions() as u32)
-                        .filter(|p| *p as usize % node.parallelism == subtask)
-                        .collect();
-                    let (inject_tx, inject_rx) = mpsc::unbounded_channel();
-                    injections.push(inject_tx);
-                    tasks.spawn(tasks::run_source(tasks::SourceTask {
-                        ctx,
-                        source: source.clone(),
-                        strategy: watermark.clone(),
-                        partitions,
-                        positions: restored
-                            .positions
-                            .get(&node.name)
-                            .cloned()
-                            .unwrap_or_default(),
-                        router,
-                        clock: config.clock.clone(),
-                        stop: stop_rx.clone(),
-                        injections: inject_rx,
-                    }))
-                }
-                NodeKind::Operator { factory } => {
-                    let mut operator = factory(&OperatorContext {
-                        node: node.name.clone(),
-                        subtask,
-                        parallelism: node.parallelism,
-                        max_key_groups: graph.max_key_groups,
-                        input_schemas: node.input_schemas.clone(),
-                    })
-                    .map_err(|e| subtask_error(&node.name, subtask, e))?;
-                    if !state.is_empty() {
-                        let mine = restore::state_for_subtask(
-                            &state,
-                            subtask,
-                            node.parallelism,
-                            graph.max_key_groups,
-                        )?;
-                        operator
-                            .restore(mine)
-                            .map_err(|e| subtask_error(&node.name, subtask, e))?;
-                    }
-                    tasks.spawn(tasks::run_operator(ctx, operator, gate, router, watermark))
-                }
-                NodeKind::Sink { sink } => {
-                    tasks.spawn(tasks::run_sink(ctx, sink.clone(), node.parallelism, gate))
-                }
-            };
-            names.insert(handle.id(), (node.name.clone(), subtask));
-        }
-    }
-    injections.reverse();
-    drop(reports_tx);
-    let coordinator = Coordinator {
-        job: graph.name.clone(),
-        nodes: graph
-            .nodes
-            .iter()
-            .map(|n| NodeInfo {
-                name: n.name.clone(),
-                parallelism: n.parallelism,
-                sink: match &n.kind {
-                    NodeKind::Sink { sink } => Some(sink.clone()),
-                    _ => None,
-                },
-            })
-            .collect(),
-        max_key_groups: graph.max_key_groups,
-        sources: injections,
-        reports: reports_rx,
-        durable,
-        next_epoch,
-        metrics: metrics.clone(),
-        clock: config.clock.clone(),
-    };
-    let handle = tasks.spawn(coordinator.run());
-    names.insert(handle.id(), ("checkpoint coordinator".to_string(), 0));
-    tracing::info!(job = %graph.name, "job started:\n{}", graph.explain());
-    let name = graph.name.clone();
-    let done = tokio::spawn(supervise(name.clone(), tasks, names));
-    Ok(JobHandle {
-        name,
-        metrics,
-        stop: Arc::new(stop_tx),
-        done,
-    })
 }
 
-/// Claims the job's chain and loads the checkpoint to resume from, re-committing its
-/// sinks. Returns the checkpointing state, what to restore, and the next epoch.
-async fn recover(
-    graph: &JobGraph,
-    config: &CheckpointConfig,
-) -> Result<(Durable, restore::Restored, u64)> {
-    let started = start_chain(config.store.as_ref(), config.policy).await?;
-    if !started.skipped.is_empty() {
-        tracing::warn!(
-            job = %graph.name,
-            "skipped corrupt checkpoint manifests {:?}, restoring an older checkpoint",
-            started.skipped
-        );
-    }
-    let position: ChainPosition = started.position;
-    // Every manifest's epoch is at most its sequence number (one manifest per
-    // checkpoint, and epochs start above the fence), so epochs above the fence's number
-    // were never used, not even by a checkpoint whose manifest is now corrupt or missing
-    // and which a sink may already have committed. A sink keyed by epoch (Iceberg) can
-    // therefore trust that a new epoch is new, also after a fallback.
-    let epoch_floor = started.seq + 1;
-    let (restored, next_epoch) = match &started.restore {
-        None => (restore::Restored::default(), epoch_floor),
-        Some(meta) => {
-            let mut restored = restore::load(config.store.as_ref(), meta, graph).await?;
-            for (node, staged) in restore::staged_sinks(meta, &mut restored, graph) {
-                if let NodeKind::Sink { sink } = &graph.nodes[node].kind {
-                    sink.commit_as(meta.epoch, position.generation(), staged)
-                        .await?;
-                }
-            }
-            tracing::info!(
-                job = %graph.name,
-                epoch = meta.epoch,
-                generation = position.generation(),
-                "restored from checkpoint"
-            );
-            (restored, epoch_floor.max(meta.epoch + 1))
-        }
-    };
-    let durable = Durable {
-        store: config.store.clone(),
-        position,
-        interval: config.interval,
-        retain: config.retain,
-    };
-    Ok((durable, restored, next_epoch))
-}
-
-fn subtask_error(node: &str, subtask: usize, source: Error) -> Error {
+pub(crate) fn subtask_error(node: &str, subtask: usize, source: Error) -> Error {
     Error::Subtask {
         node: node.to_string(),
         subtask,

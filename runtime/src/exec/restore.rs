@@ -1,4 +1,5 @@
-//! Turning a checkpoint back into a running job's starting point.
+//! Turning a checkpoint back into a running job's starting point: the chain is claimed,
+//! the newest checkpoint read and its sinks committed again ([`recover`]).
 //!
 //! Operator state is partitioned by key group: every row of keyed state carries the
 //! `_key_group` column ([`crate::keys::KEY_GROUP_COLUMN`]), and each new subtask receives
@@ -14,10 +15,14 @@ use arrow::datatypes::UInt32Type;
 use arrow::record_batch::RecordBatch;
 use futures::{StreamExt, TryStreamExt};
 
-use crate::checkpoint::{CheckpointMeta, CheckpointStore, StateFile, read_state};
+use super::coordinator::{CheckpointConfig, Durable};
+use crate::checkpoint::{
+    ChainPosition, CheckpointMeta, CheckpointStore, StateFile, read_state, start as start_chain,
+};
 use crate::error::{Error, Result};
 use crate::graph::{JobGraph, NodeKind};
 use crate::keys::{KEY_GROUP_COLUMN, key_groups_of_subtask};
+use crate::message::Epoch;
 use crate::sink::{PreCommit, Staged};
 
 /// State files read concurrently while restoring.
@@ -32,6 +37,76 @@ pub(crate) struct Restored {
     pub(crate) positions: HashMap<String, HashMap<u32, u64>>,
     /// Per operator node name: the smallest watermark its subtasks had reached.
     pub(crate) watermarks: HashMap<String, crate::message::Millis>,
+}
+
+/// Where a starting job begins.
+pub(crate) struct Recovered {
+    /// The checkpointing state, when the job checkpoints.
+    pub(crate) durable: Option<Durable>,
+    /// What its subtasks restore.
+    pub(crate) restored: Restored,
+    /// The first epoch it may use.
+    pub(crate) next_epoch: Epoch,
+}
+
+/// Claims the job's chain and loads the checkpoint to resume from, re-committing its
+/// sinks. A job without checkpoints starts empty at epoch 1.
+pub(crate) async fn recover(
+    graph: &JobGraph,
+    config: Option<&CheckpointConfig>,
+) -> Result<Recovered> {
+    let Some(config) = config else {
+        return Ok(Recovered {
+            durable: None,
+            restored: Restored::default(),
+            next_epoch: 1,
+        });
+    };
+    let started = start_chain(config.store.as_ref(), config.policy).await?;
+    if !started.skipped.is_empty() {
+        tracing::warn!(
+            job = %graph.name,
+            "skipped corrupt checkpoint manifests {:?}, restoring an older checkpoint",
+            started.skipped
+        );
+    }
+    let position: ChainPosition = started.position;
+    // Every manifest's epoch is at most its sequence number (one manifest per
+    // checkpoint, and epochs start above the fence), so epochs above the fence's number
+    // were never used, not even by a checkpoint whose manifest is now corrupt or missing
+    // and which a sink may already have committed. A sink keyed by epoch (Iceberg) can
+    // therefore trust that a new epoch is new, also after a fallback.
+    let epoch_floor = started.seq + 1;
+    let (restored, next_epoch) = match &started.restore {
+        None => (Restored::default(), epoch_floor),
+        Some(meta) => {
+            let mut restored = load(config.store.as_ref(), meta, graph).await?;
+            for (node, staged) in staged_sinks(meta, &mut restored, graph) {
+                if let NodeKind::Sink { sink } = &graph.nodes[node].kind {
+                    sink.commit_as(meta.epoch, position.generation(), staged)
+                        .await?;
+                }
+            }
+            tracing::info!(
+                job = %graph.name,
+                epoch = meta.epoch,
+                generation = position.generation(),
+                "restored from checkpoint"
+            );
+            (restored, epoch_floor.max(meta.epoch + 1))
+        }
+    };
+    let durable = Durable {
+        store: config.store.clone(),
+        position,
+        interval: config.interval,
+        retain: config.retain,
+    };
+    Ok(Recovered {
+        durable: Some(durable),
+        restored,
+        next_epoch,
+    })
 }
 
 async fn read_files(store: &dyn CheckpointStore, files: &[StateFile]) -> Result<Vec<RecordBatch>> {

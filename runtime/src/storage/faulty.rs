@@ -40,12 +40,16 @@ use object_store::{
 use super::config::{FaultConfig, OpKind};
 use super::crash::{CrashPoint, CrashReport};
 use super::injector::{FaultController, FaultStats, InjectedError, InjectedFault, Injector};
+use super::layer::{Layered, StoreLayer};
 use crate::Result;
 
 /// An `ObjectStore` that forwards every call to `inner`, injecting faults drawn from a
 /// seeded RNG according to a [`FaultConfig`]. Deterministic for a given seed and order
-/// of calls.
-pub struct FaultyStore {
+/// of calls. Its own methods (the controller, the counters) are those of [`FaultLayer`].
+pub type FaultyStore = Layered<FaultLayer>;
+
+/// The fault-injecting layer of a [`FaultyStore`].
+pub struct FaultLayer {
     inner: Arc<dyn ObjectStore>,
     injector: Arc<Injector>,
 }
@@ -54,12 +58,14 @@ impl FaultyStore {
     /// Wraps `inner`. Fails with `Error::Plan` if `config` is invalid
     /// (see [`FaultConfig::validate`]).
     pub fn new(inner: Arc<dyn ObjectStore>, config: FaultConfig, seed: u64) -> Result<Self> {
-        Ok(FaultyStore {
+        Ok(Layered::wrap(FaultLayer {
             inner,
             injector: Arc::new(Injector::new(config, seed)?),
-        })
+        }))
     }
+}
 
+impl FaultLayer {
     /// A cloneable handle to the switch, config and counters; keep it when the store
     /// itself is handed out as an `Arc<dyn ObjectStore>`.
     pub fn controller(&self) -> FaultController {
@@ -101,11 +107,6 @@ impl FaultyStore {
     /// The crash, once the armed point has fired.
     pub fn crash(&self) -> Option<CrashReport> {
         self.controller().crash()
-    }
-
-    /// The wrapped store (to inspect what really happened, bypassing faults).
-    pub fn inner(&self) -> &Arc<dyn ObjectStore> {
-        &self.inner
     }
 
     /// Applies the fault decided for one stream-returning call to the whole stream.
@@ -201,7 +202,22 @@ fn truncate(payload: &PutPayload, kept: usize) -> PutPayload {
 
 #[async_trait]
 #[deny(clippy::missing_trait_methods)]
-impl ObjectStore for FaultyStore {
+impl StoreLayer for FaultLayer {
+    /// The wrapped store (to inspect what really happened, bypassing faults).
+    fn inner(&self) -> &Arc<dyn ObjectStore> {
+        &self.inner
+    }
+
+    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "FaultyStore(seed={}, {}, inner={})",
+            self.seed(),
+            self.config(),
+            self.inner
+        )
+    }
+
     async fn put_opts(
         &self,
         location: &Path,
@@ -377,19 +393,7 @@ impl ObjectStore for FaultyStore {
     }
 }
 
-impl fmt::Display for FaultyStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "FaultyStore(seed={}, {}, inner={})",
-            self.seed(),
-            self.config(),
-            self.inner
-        )
-    }
-}
-
-impl fmt::Debug for FaultyStore {
+impl fmt::Debug for FaultLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FaultyStore")
             .field("inner", &self.inner)

@@ -1,6 +1,8 @@
 //! Object-storage utilities shared by the checkpoint layer and the tests that break it.
 //!
-//! Today this is [`FaultyStore`], a seeded fault-injecting wrapper around any
+//! Wrappers are [`StoreLayer`]s: each overrides the calls it changes and
+//! [`Layered`] forwards the rest. [`RetryingStore`] retries transient failures;
+//! [`FaultyStore`] is a seeded fault-injecting wrapper around any
 //! `object_store::ObjectStore`. Exact recovery and fencing must survive the failures real
 //! object stores produce: requests that fail, requests that succeed but whose response
 //! is lost, slow requests, and torn writes. Wrapping the store the job runs against in a
@@ -25,6 +27,7 @@ mod config;
 mod crash;
 mod faulty;
 mod injector;
+mod layer;
 mod retry;
 
 #[cfg(test)]
@@ -32,9 +35,10 @@ mod tests;
 
 pub use config::{FaultConfig, OpKind, OpSet};
 pub use crash::{CrashPoint, CrashReport};
-pub use faulty::FaultyStore;
+pub use faulty::{FaultLayer, FaultyStore};
 pub use injector::{
     FAULTY_STORE_NAME, FaultController, FaultStats, InjectedError, InjectedFault, injected_fault,
     is_injected,
 };
-pub use retry::{DELETE_CHUNK, RetryPolicy, RetryStats, RetryingStore, is_retryable};
+pub use layer::{Layered, StoreLayer};
+pub use retry::{DELETE_CHUNK, RetryLayer, RetryPolicy, RetryStats, RetryingStore, is_retryable};

@@ -71,6 +71,7 @@ use object_store::{
     PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions,
 };
 
+use super::layer::{Layered, StoreLayer};
 use crate::Result;
 
 mod policy;
@@ -84,8 +85,11 @@ pub const DELETE_CHUNK: usize = 1000;
 
 /// An `ObjectStore` that forwards every call to `inner`, retrying failures that may be
 /// transient according to a [`RetryPolicy`]. See the module docs for what that means
-/// for writes, streams and multipart uploads.
-pub struct RetryingStore {
+/// for writes, streams and multipart uploads. Its own methods are [`RetryLayer`]'s.
+pub type RetryingStore = Layered<RetryLayer>;
+
+/// The retrying layer of a [`RetryingStore`].
+pub struct RetryLayer {
     inner: Arc<dyn ObjectStore>,
     retrier: Arc<Retrier>,
 }
@@ -95,12 +99,14 @@ impl RetryingStore {
     /// (see [`RetryPolicy::validate`]).
     pub fn new(inner: Arc<dyn ObjectStore>, policy: RetryPolicy) -> Result<Self> {
         policy.validate()?;
-        Ok(RetryingStore {
+        Ok(Layered::wrap(RetryLayer {
             inner,
             retrier: Arc::new(Retrier::new(policy)),
-        })
+        }))
     }
+}
 
+impl RetryLayer {
     /// Counters of attempts, retries and give-ups so far.
     pub fn stats(&self) -> RetryStats {
         self.retrier.stats()
@@ -109,11 +115,6 @@ impl RetryingStore {
     /// The retry policy.
     pub fn policy(&self) -> RetryPolicy {
         self.retrier.policy()
-    }
-
-    /// The wrapped store.
-    pub fn inner(&self) -> &Arc<dyn ObjectStore> {
-        &self.inner
     }
 
     /// Reads a whole object, retrying the request *and* the body: unlike
@@ -131,7 +132,21 @@ impl RetryingStore {
 
 #[async_trait]
 #[deny(clippy::missing_trait_methods)]
-impl ObjectStore for RetryingStore {
+impl StoreLayer for RetryLayer {
+    /// The wrapped store.
+    fn inner(&self) -> &Arc<dyn ObjectStore> {
+        &self.inner
+    }
+
+    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let policy = self.policy();
+        write!(
+            f,
+            "RetryingStore(max_attempts={}, backoff={:?}..={:?}, inner={})",
+            policy.max_attempts, policy.initial_backoff, policy.max_backoff, self.inner
+        )
+    }
+
     async fn put_opts(
         &self,
         location: &Path,
@@ -260,18 +275,7 @@ impl ObjectStore for RetryingStore {
     }
 }
 
-impl fmt::Display for RetryingStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let policy = self.policy();
-        write!(
-            f,
-            "RetryingStore(max_attempts={}, backoff={:?}..={:?}, inner={})",
-            policy.max_attempts, policy.initial_backoff, policy.max_backoff, self.inner
-        )
-    }
-}
-
-impl fmt::Debug for RetryingStore {
+impl fmt::Debug for RetryLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RetryingStore")
             .field("inner", &self.inner)

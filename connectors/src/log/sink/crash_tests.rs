@@ -16,7 +16,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use runnel_runtime::{Epoch, Sink, Staged};
 
-use super::super::test_util::{FlakyStore, batch};
+use super::super::test_util::{FlakyPuts, batch};
 use super::LogSink;
 use super::tests::{
     contents, create_topic, entries, memory, open_sink, open_writers, partition_of, pre_commit,
@@ -57,7 +57,7 @@ async fn random_run(seed: u64) {
                 .collect()
         })
         .collect();
-    let flaky = Arc::new(FlakyStore::new(memory()));
+    let flaky = Arc::new(FlakyPuts::store(memory()));
     let store: Arc<dyn ObjectStore> = flaky.clone();
     create_topic(&store, partitions).await;
     // The coordinator's durable manifests: epoch -> what its sink subtasks staged.

@@ -17,7 +17,7 @@ use runnel_runtime::keys::hash_rows;
 use runnel_runtime::{Fault, PreCommit};
 
 use super::super::EmbeddedLog;
-use super::super::test_util::{FlakyStore, batch, ids, schema};
+use super::super::test_util::{FlakyPuts, batch, ids, schema};
 use super::commit::{StagedAppend, StagedMeta};
 use super::*;
 
@@ -394,7 +394,7 @@ async fn invalid_configuration_and_records_are_refused() {
 
 #[tokio::test(start_paused = true)]
 async fn store_failures_are_resolved_by_re_reading_the_sequence() {
-    let flaky = Arc::new(FlakyStore::new(memory()));
+    let flaky = Arc::new(FlakyPuts::store(memory()));
     let store: Arc<dyn ObjectStore> = flaky.clone();
     create_topic(&store, 1).await;
     let sink = open_sink(&store, false).await;

@@ -5,15 +5,11 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use async_trait::async_trait;
 use futures::StreamExt;
 use futures::stream::{self, BoxStream};
 use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, PutResult,
-};
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
 
 use super::{quick, sorted_locations, stack};
 use crate::storage::*;
@@ -69,50 +65,24 @@ async fn multipart_creation_is_retried_but_parts_and_complete_pass_through() {
 }
 
 /// Forwards to `InMemory`, except that `list` fails after its first item.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct BreaksMidList {
-    inner: InMemory,
+    inner: Arc<dyn ObjectStore>,
     lists: AtomicU64,
 }
 
-impl std::fmt::Display for BreaksMidList {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("BreaksMidList")
+impl BreaksMidList {
+    fn store() -> Layered<BreaksMidList> {
+        Layered::wrap(BreaksMidList {
+            inner: Arc::new(InMemory::new()),
+            lists: AtomicU64::new(0),
+        })
     }
 }
 
-#[async_trait]
-impl ObjectStore for BreaksMidList {
-    async fn put_opts(
-        &self,
-        location: &Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> object_store::Result<PutResult> {
-        self.inner.put_opts(location, payload, opts).await
-    }
-
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
-    }
-
-    async fn get_opts(
-        &self,
-        location: &Path,
-        options: GetOptions,
-    ) -> object_store::Result<GetResult> {
-        self.inner.get_opts(location, options).await
-    }
-
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, object_store::Result<Path>>,
-    ) -> BoxStream<'static, object_store::Result<Path>> {
-        self.inner.delete_stream(locations)
+impl StoreLayer for BreaksMidList {
+    fn inner(&self) -> &Arc<dyn ObjectStore> {
+        &self.inner
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
@@ -127,24 +97,11 @@ impl ObjectStore for BreaksMidList {
             .chain(stream::once(async { Err(broken) }))
             .boxed()
     }
-
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(
-        &self,
-        from: &Path,
-        to: &Path,
-        options: CopyOptions,
-    ) -> object_store::Result<()> {
-        self.inner.copy_opts(from, to, options).await
-    }
 }
 
 #[tokio::test]
 async fn stream_errors_after_the_first_item_pass_through() {
-    let inner = Arc::new(BreaksMidList::default());
+    let inner = Arc::new(BreaksMidList::store());
     for i in 0..3 {
         inner
             .put(&Path::from(format!("s/{i}")), "v".into())
