@@ -23,6 +23,9 @@
 //!
 //! Run with `cargo bench -p runnel-benches --bench checkpoint_overhead`.
 
+// A benchmark measures wall-clock time.
+#![allow(clippy::disallowed_methods)]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};

@@ -9,6 +9,9 @@
 //! file system. Run with `cargo bench -p runnel-benches --bench hot_items`;
 //! `RUNNEL_BENCH_EVENTS` changes the number of bids (default 10,000,000).
 
+// A benchmark measures wall-clock time.
+#![allow(clippy::disallowed_methods)]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -6,6 +6,9 @@
 //! `cargo bench -p runnel-benches --bench iceberg_commit` (`ICEBERG_EPOCHS=N` to change
 //! the number of epochs, 300 by default).
 
+// A benchmark measures wall-clock time.
+#![allow(clippy::disallowed_methods)]
+
 use std::num::NonZeroUsize;
 use std::path::Path;
 use std::sync::Arc;
@@ -61,7 +64,9 @@ struct Upkeep {
 }
 
 async fn run(dir: &Path, epochs: u64, upkeep: &Upkeep) -> Run {
-    let catalog = IcebergCatalog::embedded(dir).await.expect("catalog");
+    let catalog = IcebergCatalog::embedded(dir, runnel_runtime::Ambient::system())
+        .await
+        .expect("catalog");
     let mut sink = IcebergSink::new(catalog, "bench", "bench.sink", schema())
         .await
         .expect("sink")

@@ -1,6 +1,9 @@
 //! Throughput of the Nexmark generator (rows are events), one thread and all cores.
 //! `cargo bench -p runnel-benches --bench nexmark_generator`.
 
+// A benchmark measures wall-clock time.
+#![allow(clippy::disallowed_methods)]
+
 use runnel_connectors::nexmark::{
     NexmarkGenerator, NexmarkOptions, NexmarkTable, generate_bids, generate_partition,
 };

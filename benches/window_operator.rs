@@ -2,6 +2,9 @@
 //! rows/s per core for several window shapes. `cargo bench -p runnel-benches --bench
 //! window_operator`.
 
+// A benchmark measures wall-clock time.
+#![allow(clippy::disallowed_methods)]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

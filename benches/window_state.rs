@@ -2,6 +2,9 @@
 //! large keyed window takes to take, encode, decode and load back.
 //! `cargo bench -p runnel-benches --bench window_state`.
 
+// A benchmark measures wall-clock time.
+#![allow(clippy::disallowed_methods)]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

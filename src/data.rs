@@ -14,6 +14,7 @@ use object_store::aws::AmazonS3Builder;
 use object_store::path::Path;
 use runnel_connectors::iceberg::IcebergCatalog;
 use runnel_connectors::log::{EmbeddedLog, SyncedLocal};
+use runnel_runtime::Ambient;
 use runnel_runtime::storage::{RetryPolicy, RetryingStore};
 
 /// An object store and the prefix under which runnel's data lives.
@@ -34,6 +35,8 @@ pub struct DataRoot {
     store_url: Option<String>,
     /// An Iceberg REST catalog that holds the tables instead.
     iceberg_rest: Option<String>,
+    /// The process's clock and seeded randomness, handed to everything built on the root.
+    pub ambient: Ambient,
     iceberg: Arc<tokio::sync::OnceCell<IcebergCatalog>>,
 }
 
@@ -51,7 +54,7 @@ impl DataRoot {
     /// `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, and `AWS_ENDPOINT` plus `AWS_ALLOW_HTTP=true`
     /// for an S3-compatible server); conditional writes use ETags, and the start-up
     /// probe refuses a server that does not honour them.
-    pub fn open(location: &str) -> anyhow::Result<Self> {
+    pub fn open(location: &str, ambient: Ambient) -> anyhow::Result<Self> {
         if let Some(rest) = location.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             anyhow::ensure!(!bucket.is_empty(), "data root {location}: no bucket named");
@@ -63,6 +66,7 @@ impl DataRoot {
                 Arc::new(store),
                 Path::from(prefix.trim_matches('/')),
                 location,
+                ambient,
             )?;
             data.store_url = Some(format!("s3://{bucket}"));
             return Ok(data);
@@ -73,14 +77,15 @@ impl DataRoot {
                  or s3://bucket/prefix"
             );
         }
-        Self::local(FsPath::new(location))
+        Self::local(FsPath::new(location), ambient)
     }
 
     /// A local directory, through a store that fsyncs every write before it returns.
-    pub fn local(dir: &FsPath) -> anyhow::Result<Self> {
+    pub fn local(dir: &FsPath, ambient: Ambient) -> anyhow::Result<Self> {
         let store = SyncedLocal::open(dir)
             .with_context(|| format!("cannot open data directory {}", dir.display()))?;
-        let mut data = Self::new(Arc::new(store), Path::from(""), dir.display().to_string())?;
+        let location = dir.display().to_string();
+        let mut data = Self::new(Arc::new(store), Path::from(""), location, ambient)?;
         data.local_dir = Some(dir.to_path_buf());
         Ok(data)
     }
@@ -90,6 +95,7 @@ impl DataRoot {
         store: Arc<dyn ObjectStore>,
         root: Path,
         location: impl Into<String>,
+        ambient: Ambient,
     ) -> anyhow::Result<Self> {
         let store = RetryingStore::new(store, RetryPolicy::default())?;
         Ok(DataRoot {
@@ -99,6 +105,7 @@ impl DataRoot {
             local_dir: None,
             store_url: None,
             iceberg_rest: None,
+            ambient,
             iceberg: Arc::default(),
         })
     }
@@ -117,20 +124,24 @@ impl DataRoot {
         let catalog = self
             .iceberg
             .get_or_try_init(|| async {
+                let (store, root, ambient) =
+                    (self.store.clone(), self.root.clone(), self.ambient.clone());
                 if let Some(uri) = &self.iceberg_rest {
-                    return IcebergCatalog::rest(uri, self.store.clone(), self.root.clone())
+                    return IcebergCatalog::rest(uri, store, root, ambient)
                         .await
                         .with_context(|| format!("cannot open the Iceberg REST catalog {uri}"));
                 }
                 match (&self.local_dir, &self.store_url) {
-                    (Some(dir), _) => IcebergCatalog::embedded(dir).await.with_context(|| {
-                        format!("cannot open the Iceberg catalog in {}", dir.display())
-                    }),
-                    (None, Some(url)) => Ok(IcebergCatalog::on_object_store(
-                        self.store.clone(),
-                        self.root.clone(),
-                        url,
-                    )),
+                    (Some(dir), _) => {
+                        IcebergCatalog::embedded(dir, ambient)
+                            .await
+                            .with_context(|| {
+                                format!("cannot open the Iceberg catalog in {}", dir.display())
+                            })
+                    }
+                    (None, Some(url)) => {
+                        Ok(IcebergCatalog::on_object_store(store, root, url, ambient))
+                    }
                     (None, None) => anyhow::bail!(
                         "Iceberg tables need a local data directory or an S3 data root; {} \
                          is neither",

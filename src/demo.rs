@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use arrow::record_batch::RecordBatch;
@@ -13,7 +13,7 @@ use arrow::util::pretty::pretty_format_batches;
 use runnel_connectors::channel::ChannelSink;
 use runnel_connectors::log::{EmbeddedLog, LogSource, ProducerSeq, Topic};
 use runnel_connectors::nexmark::{NexmarkGenerator, NexmarkOptions, NexmarkTable};
-use runnel_runtime::{Clock, JobConfig, SystemClock, WATERMARK_START};
+use runnel_runtime::{Ambient, JobConfig, WATERMARK_START};
 use tokio::sync::watch;
 
 use crate::hot_items::HotItems;
@@ -27,6 +27,8 @@ pub struct DemoOptions {
     pub partitions: usize,
     pub parallelism: usize,
     pub top: usize,
+    /// The clock the job and the progress lines read.
+    pub ambient: Ambient,
 }
 
 /// How often the producer appends to each partition.
@@ -67,18 +69,24 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         partitions,
         options.top
     );
-    let job = runnel_runtime::spawn(graph, JobConfig::default()).await?;
+    let clock = options.ambient.clock.clone();
+    let config = JobConfig {
+        clock: clock.clone(),
+        ..JobConfig::default()
+    };
+    let job = runnel_runtime::spawn(graph, config).await?;
     let metrics = job.metrics().clone();
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let produced = Arc::new(AtomicU64::new(0));
-    let producer = tokio::spawn(produce(topic, options.rate, stop_rx, produced.clone()));
+    let now = clock.now_millis();
+    let producer = tokio::spawn(produce(topic, options.rate, now, stop_rx, produced.clone()));
 
-    let started = Instant::now();
+    let started = clock.monotonic();
     let deadline = tokio::time::sleep(options.duration);
     tokio::pin!(deadline);
     let mut progress = tokio::time::interval(Duration::from_secs(1));
-    let mut last = (Instant::now(), 0u64);
+    let mut last = (clock.monotonic(), 0u64);
     loop {
         tokio::select! {
             _ = &mut deadline => break,
@@ -89,13 +97,13 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
             },
             _ = progress.tick() => {
                 let read = metrics.node("bids").map_or(0, |n| n.rows_in());
-                let rate = (read - last.1) as f64 / last.0.elapsed().as_secs_f64();
-                last = (Instant::now(), read);
+                let rate = (read - last.1) as f64 / clock.elapsed(last.0).as_secs_f64();
+                last = (clock.monotonic(), read);
                 let watermark = metrics.node("hot_items").map_or(WATERMARK_START, |n| n.watermark());
                 let late: u64 = metrics.nodes.iter().map(|n| n.late_rows()).sum();
                 println!(
                     "[{:>5.1}s] produced {} | processed {} ({:.0} events/s) | watermark {} | late {}",
-                    started.elapsed().as_secs_f64(),
+                    clock.elapsed(started).as_secs_f64(),
                     produced.load(Ordering::Relaxed),
                     read,
                     rate,
@@ -115,7 +123,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     let read = metrics.node("bids").map_or(0, |n| n.rows_in());
     println!(
         "stopped after {:.1}s: {} bids produced, {} processed",
-        started.elapsed().as_secs_f64(),
+        clock.elapsed(started).as_secs_f64(),
         produced.load(Ordering::Relaxed),
         read
     );
@@ -126,12 +134,12 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
 async fn produce(
     topic: Topic,
     rate: u64,
+    now: runnel_runtime::Millis,
     mut stop: watch::Receiver<bool>,
     produced: Arc<AtomicU64>,
 ) -> anyhow::Result<()> {
     let partitions = topic.partitions() as usize;
     let per_tick = (rate as f64 * PRODUCE_TICK.as_secs_f64() / partitions as f64).ceil() as usize;
-    let now = SystemClock.now_millis();
     let options = NexmarkOptions {
         base_time_millis: now,
         events_per_second: rate.max(1),

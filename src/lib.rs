@@ -6,6 +6,11 @@
 //! - [`operators`]: project/filter, windows, top-K, trending;
 //! - [`connectors`]: embedded log, Nexmark generator, in-process result sinks.
 
+// Tests may read the machine's clock; the library takes it injected (clippy.toml).
+#![cfg_attr(test, allow(clippy::disallowed_methods, clippy::disallowed_types))]
+// Library code returns errors; `unwrap` is for tests (clippy.toml allows it there).
+#![warn(clippy::unwrap_used)]
+
 pub use runnel_connectors as connectors;
 pub use runnel_operators as operators;
 pub use runnel_runtime as runtime;

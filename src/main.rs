@@ -1,5 +1,8 @@
 //! The `runnel` command line.
 
+// Errors are returned to the user; `unwrap` is for tests (clippy.toml allows it there).
+#![warn(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -156,6 +159,10 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    // The process's one clock and seed; everything below is handed them.
+    #[allow(clippy::disallowed_methods)]
+    let ambient = runnel::runtime::Ambient::system();
+    tracing::debug!(seed = ambient.rng.seed(), "random seed");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -169,6 +176,7 @@ fn main() -> anyhow::Result<()> {
                     partitions: args.partitions,
                     parallelism: args.parallelism,
                     top: args.top,
+                    ambient,
                 })
                 .await
             }
@@ -183,7 +191,7 @@ fn main() -> anyhow::Result<()> {
             }
             Command::Produce(args) => {
                 let server = args.server.server();
-                runnel::client::produce(&server, &args.topic, &args.file)
+                runnel::client::produce(&server, &args.topic, &args.file, &ambient.rng)
                     .await
                     .map(|_| ())
             }
@@ -195,7 +203,7 @@ fn main() -> anyhow::Result<()> {
                     !args.checkpoint_interval.is_zero(),
                     "--checkpoint-interval must be longer than zero"
                 );
-                let mut data = runnel::data::DataRoot::open(&args.data)?;
+                let mut data = runnel::data::DataRoot::open(&args.data, ambient)?;
                 if let Some(uri) = &args.iceberg_rest {
                     data = data.with_iceberg_rest(uri);
                 }

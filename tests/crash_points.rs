@@ -11,6 +11,9 @@
 //! an unarmed wrapper, runs to the end, and the output topic must equal the batch oracle:
 //! no row lost, none duplicated.
 
+// Tests wait on and time real processes with the machine's clock.
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 
 use std::collections::HashSet;

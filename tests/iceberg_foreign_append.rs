@@ -3,6 +3,9 @@
 //! The sink's commit lands on top of the foreign snapshot, a restart that replays both
 //! epochs adds nothing, and the table holds the sink's rows and the foreign rows once each.
 
+// Tests wait on and time real processes with the machine's clock.
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 
 use std::process::Command;
@@ -42,7 +45,9 @@ fn rows(ids: std::ops::Range<i64>) -> RecordBatch {
 }
 
 async fn sink(dir: &std::path::Path) -> IcebergSink {
-    let catalog = IcebergCatalog::embedded(dir).await.unwrap();
+    let catalog = IcebergCatalog::embedded(dir, runnel_runtime::Ambient::system())
+        .await
+        .unwrap();
     IcebergSink::new(catalog, TABLE, SINK_ID, schema())
         .await
         .unwrap()
@@ -116,7 +121,9 @@ async fn a_pyiceberg_append_between_two_commits_is_neither_duplicated_nor_lost()
     restarted.commit(1, one).await.unwrap();
     restarted.commit(2, two).await.unwrap();
 
-    let catalog = IcebergCatalog::embedded(dir.path()).await.unwrap();
+    let catalog = IcebergCatalog::embedded(dir.path(), runnel_runtime::Ambient::system())
+        .await
+        .unwrap();
     let table = catalog.load_table(TABLE).await.unwrap();
     let epochs: Vec<Option<String>> = table
         .metadata()

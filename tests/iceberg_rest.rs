@@ -6,6 +6,9 @@
 //! tables in the first one's REST catalog (`--iceberg-rest`) and commits through it
 //! exactly once, through a kill -9, compactions included.
 
+// Tests wait on and time real processes with the machine's clock.
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 
 use std::process::Command;
@@ -269,9 +272,14 @@ async fn a_sink_on_a_rest_catalog_is_exact_through_a_kill() {
     // A compaction through the REST commit endpoint: the same rows in fewer files.
     let store =
         std::sync::Arc::new(runnel_connectors::log::SyncedLocal::open(&writer_dir).unwrap());
-    let catalog = IcebergCatalog::rest(&rest, store, object_store::path::Path::from(""))
-        .await
-        .unwrap();
+    let catalog = IcebergCatalog::rest(
+        &rest,
+        store,
+        object_store::path::Path::from(""),
+        runnel::runtime::Ambient::system(),
+    )
+    .await
+    .unwrap();
     let before = live_data_files(&catalog.load_table("hot").await.unwrap())
         .await
         .unwrap()

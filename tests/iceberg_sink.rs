@@ -5,6 +5,9 @@
 //! snapshot per committed epoch plus the compactions' `replace` snapshots. PyIceberg then
 //! reads the same table through the same SQL catalog and sees the same rows.
 
+// Tests wait on and time real processes with the machine's clock.
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 
 use std::collections::HashMap;
@@ -135,7 +138,9 @@ async fn killed_and_restarted_the_table_holds_every_bid_once_and_pyiceberg_reads
     let mut rng = StdRng::seed_from_u64(17);
     let kills = 4;
     for run in 0..=kills {
-        let catalog = IcebergCatalog::embedded(dir.path()).await.unwrap();
+        let catalog = IcebergCatalog::embedded(dir.path(), runnel_runtime::Ambient::system())
+            .await
+            .unwrap();
         let graph = copy_job(catalog, &bids, &ends).await;
         let config = JobConfig {
             checkpoints: Some(CheckpointConfig::new(
@@ -159,7 +164,9 @@ async fn killed_and_restarted_the_table_holds_every_bid_once_and_pyiceberg_reads
     let expected = sorted_rows(&all, &schema);
     assert!(expected.len() > 1_000, "{} bids", expected.len());
 
-    let catalog = IcebergCatalog::embedded(dir.path()).await.unwrap();
+    let catalog = IcebergCatalog::embedded(dir.path(), runnel_runtime::Ambient::system())
+        .await
+        .unwrap();
     let table = catalog.load_table(TABLE).await.unwrap();
     let scanned: Vec<RecordBatch> = read_table(&table).await.unwrap();
     let got = sorted_rows(&scanned, &schema);

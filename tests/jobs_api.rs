@@ -2,6 +2,9 @@
 //! Prometheus metrics (commit latency included), and dropping a job, which stops it
 //! after a final checkpoint and keeps it stopped across a server restart.
 
+// Tests wait on and time real processes with the machine's clock.
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 
 use std::time::Duration;

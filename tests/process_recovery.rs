@@ -7,6 +7,9 @@
 //! The job is durable: its definition is stored under the data root before the first
 //! process starts, and each process resumes it by itself from the last checkpoint.
 
+// Tests wait on and time real processes with the machine's clock.
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 
 use std::time::{Duration, Instant};
@@ -115,7 +118,7 @@ async fn a_frozen_instance_is_fenced_when_it_thaws_and_writes_nothing() {
     }
 
     // The chain ends with the new instance's manifests: the thawed one added none.
-    let data = DataRoot::local(&dir).unwrap();
+    let data = DataRoot::local(&dir, runnel::runtime::Ambient::system()).unwrap();
     let checkpoints = ObjectStoreCheckpoints::new(data.store, data.root, JOB).unwrap();
     let chain = read_chain(&checkpoints).await.unwrap();
     let generations: Vec<u64> = chain

@@ -9,6 +9,11 @@
 //! [`StreamExt`] adds them to the runtime's fluent builder. This crate knows no connector
 //! and no SQL.
 
+// Tests may read the machine's clock; the library takes it injected (clippy.toml).
+#![cfg_attr(test, allow(clippy::disallowed_methods, clippy::disallowed_types))]
+// Library code returns errors; `unwrap` is for tests (clippy.toml allows it there).
+#![warn(clippy::unwrap_used)]
+
 pub mod expr;
 pub mod filter;
 pub mod join;

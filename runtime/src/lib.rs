@@ -5,6 +5,11 @@
 //! concrete operator, source or sink: those implement [`Operator`], [`Source`] and
 //! [`Sink`] in other crates.
 
+// Tests may read the machine's clock; the library takes it injected (clippy.toml).
+#![cfg_attr(test, allow(clippy::disallowed_methods, clippy::disallowed_types))]
+// Library code returns errors; `unwrap` is for tests (clippy.toml allows it there).
+#![warn(clippy::unwrap_used)]
+
 pub mod checkpoint;
 pub mod clock;
 pub mod dataflow;
@@ -21,6 +26,7 @@ pub mod storage;
 pub mod time;
 pub mod watermark;
 
+#[allow(clippy::disallowed_types)] // exported for the binary and tests
 pub use clock::{Ambient, Clock, ManualClock, SeededRng, SystemClock};
 pub use dataflow::{Dataflow, Stream};
 pub use error::{Error, Fault, Result};

@@ -15,6 +15,11 @@
 //! This crate is the only one that knows SQL; it knows runtime, operators and
 //! connectors, and nothing depends on it but the `runnel` binary.
 
+// Tests may read the machine's clock; the library takes it injected (clippy.toml).
+#![cfg_attr(test, allow(clippy::disallowed_methods, clippy::disallowed_types))]
+// Library code returns errors; `unwrap` is for tests (clippy.toml allows it there).
+#![warn(clippy::unwrap_used)]
+
 mod build;
 mod error;
 mod parse;

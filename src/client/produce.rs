@@ -13,7 +13,7 @@ use arrow::ipc::reader::{FileReader, StreamReader};
 use arrow::ipc::writer::StreamWriter;
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use runnel_runtime::{Clock, SystemClock};
+use runnel_runtime::SeededRng;
 
 use super::{Server, send};
 
@@ -25,7 +25,12 @@ const ARROW_FILE_MAGIC: &[u8] = b"ARROW1";
 const PARQUET_MAGIC: &[u8] = b"PAR1";
 
 /// Sends `file` to `topic`; returns the number of requests made.
-pub async fn produce(server: &Server, topic: &str, file: &Path) -> anyhow::Result<usize> {
+pub async fn produce(
+    server: &Server,
+    topic: &str,
+    file: &Path,
+    rng: &SeededRng,
+) -> anyhow::Result<usize> {
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let bodies = if bytes.starts_with(PARQUET_MAGIC) {
         arrow_bodies(read_parquet(bytes)?)?
@@ -36,11 +41,7 @@ pub async fn produce(server: &Server, topic: &str, file: &Path) -> anyhow::Resul
     } else {
         json_line_bodies(&bytes)
     };
-    let producer = format!(
-        "runnel-produce-{}-{}",
-        std::process::id(),
-        SystemClock.now_millis()
-    );
+    let producer = format!("runnel-produce-{:016x}", rng.next_u64());
     let client = reqwest::Client::new();
     let url = server.endpoint(&format!("/v1/topics/{topic}/records"));
     for (seq, (content_type, body)) in bodies.iter().enumerate() {

@@ -17,8 +17,8 @@ use runnel_connectors::iceberg::IcebergSink;
 use runnel_connectors::log::{EmbeddedLog, LogSink, LogSource, Topic};
 use runnel_runtime::checkpoint::ObjectStoreCheckpoints;
 use runnel_runtime::{
-    CheckpointConfig, Clock, Dataflow, JobConfig, JobGraph, JobHandle, JobMetrics, JobStopper,
-    RestartPolicy, Source, SystemClock, run_with_restarts,
+    CheckpointConfig, Dataflow, JobConfig, JobGraph, JobHandle, JobMetrics, JobStopper,
+    RestartPolicy, Source, run_with_restarts,
 };
 use runnel_sql::SourceConnector;
 use tokio::task::JoinHandle;
@@ -253,7 +253,7 @@ impl JobManager {
         };
         self.inner
             .catalog
-            .mark_dropped(name, SystemClock.now_millis())
+            .mark_dropped(name, self.inner.data.ambient.clock.now_millis())
             .await?;
         entry.dropping.store(true, Ordering::SeqCst);
         let stopper = entry.live().stopper.clone();
@@ -335,8 +335,8 @@ async fn sample_rates(inner: Weak<Inner>) {
             let jobs = inner.jobs.lock().unwrap_or_else(|p| p.into_inner());
             jobs.values().cloned().collect()
         };
+        let now = inner.data.ambient.clock.now_millis();
         drop(inner);
-        let now = SystemClock.now_millis();
         for entry in entries {
             entry.sample(now);
         }
@@ -383,6 +383,7 @@ impl Inner {
             &definition.name,
         )?;
         let config = JobConfig {
+            clock: self.data.ambient.clock.clone(),
             checkpoints: Some(CheckpointConfig::new(
                 Arc::new(checkpoints),
                 self.checkpoint_interval,
@@ -418,7 +419,7 @@ impl Inner {
             .and_then(|m| m.checkpoints.last())
             .map_or(0, |(epoch, ..)| epoch);
         let finished = Finished {
-            at: SystemClock.now_millis(),
+            at: self.data.ambient.clock.now_millis(),
             epoch,
         };
         self.catalog

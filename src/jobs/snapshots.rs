@@ -156,7 +156,9 @@ mod tests {
     #[tokio::test]
     async fn snapshots_are_found_by_epoch_and_missing_ones_are_told_apart() {
         let dir = tempfile::tempdir().unwrap();
-        let catalog = IcebergCatalog::embedded(dir.path()).await.unwrap();
+        let catalog = IcebergCatalog::embedded(dir.path(), runnel_runtime::Ambient::system())
+            .await
+            .unwrap();
         let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
         let sink = IcebergSink::new(catalog.clone(), "t", "job.table", schema.clone())
             .await

@@ -16,7 +16,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use runnel_runtime::{Clock, SystemClock, WATERMARK_START};
+use runnel_runtime::WATERMARK_START;
 
 use super::AppState;
 use crate::jobs::JobStatus;
@@ -26,7 +26,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let body = render(&state.jobs.list(), SystemClock.now_millis());
+    let body = render(&state.jobs.list(), state.data.ambient.clock.now_millis());
     (
         [(
             header::CONTENT_TYPE,

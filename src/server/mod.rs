@@ -23,7 +23,6 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use runnel_runtime::checkpoint::probe_conditional_writes;
-use runnel_runtime::{Clock, SystemClock};
 
 pub use error::ApiError;
 
@@ -94,11 +93,12 @@ pub fn router(state: AppState) -> Router {
 /// Refuses a store on which the create-only checkpoint protocol would not fence.
 pub async fn require_conditional_writes(data: &DataRoot) -> anyhow::Result<()> {
     // A scratch path of its own, so processes starting together do not race each other.
-    let scratch = data.root.clone().join("probe").join(format!(
-        "{}-{}",
-        std::process::id(),
-        SystemClock.now_millis()
-    ));
+    let token = data.ambient.rng.next_u64();
+    let scratch = data
+        .root
+        .clone()
+        .join("probe")
+        .join(format!("{token:016x}"));
     let report = probe_conditional_writes(data.store.as_ref(), &scratch)
         .await
         .with_context(|| format!("cannot probe the object store at {}", data.location))?;
@@ -170,6 +170,10 @@ mod tests {
 
     use super::*;
 
+    fn ambient() -> runnel_runtime::Ambient {
+        runnel_runtime::Ambient::system()
+    }
+
     fn options() -> ServeOptions {
         ServeOptions {
             listen: "127.0.0.1:0".parse().unwrap(),
@@ -188,7 +192,7 @@ mod tests {
             1,
         )
         .unwrap();
-        let data = DataRoot::new(Arc::new(lying), Path::from("data"), "lying").unwrap();
+        let data = DataRoot::new(Arc::new(lying), Path::from("data"), "lying", ambient()).unwrap();
         let error = serve(data, options(), std::future::ready(()))
             .await
             .unwrap_err();
@@ -202,7 +206,13 @@ mod tests {
 
     #[tokio::test]
     async fn an_honest_store_is_accepted() {
-        let data = DataRoot::new(Arc::new(InMemory::new()), Path::from("data"), "memory").unwrap();
+        let data = DataRoot::new(
+            Arc::new(InMemory::new()),
+            Path::from("data"),
+            "memory",
+            ambient(),
+        )
+        .unwrap();
         serve(data, options(), std::future::ready(()))
             .await
             .unwrap();

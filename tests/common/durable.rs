@@ -86,7 +86,7 @@ pub fn produce(
 }
 
 pub fn catalog(dir: &Path) -> JobCatalog {
-    let data = DataRoot::local(dir).unwrap();
+    let data = DataRoot::local(dir, runnel::runtime::Ambient::system()).unwrap();
     JobCatalog::new(data.store, data.root)
 }
 

@@ -1,5 +1,7 @@
 //! Shared by the end-to-end tests: the hot-items batch oracle and result decoding.
 
+// Tests wait on and time real processes with the machine's clock.
+#![allow(clippy::disallowed_methods)]
 // Each test binary compiles this module and uses only part of it.
 #![allow(dead_code)]
 

@@ -22,7 +22,7 @@ use iceberg_catalog_rest::{REST_CATALOG_PROP_URI, RestCatalogBuilder};
 use iceberg_catalog_sql::{SqlBindStyle, SqlCatalogBuilder};
 use object_store::ObjectStore;
 use object_store::path::Path;
-use runnel_runtime::{Error, Result};
+use runnel_runtime::{Ambient, Error, Result};
 
 use super::iceberg_error;
 use super::schema::{check_compatible, table_schema};
@@ -48,6 +48,9 @@ pub struct IcebergCatalog {
     /// The catalog's raw metadata swap, for commits iceberg's transactions cannot make
     /// (compaction); only the embedded catalog has one.
     swap: Option<MetadataSwap>,
+    /// The clock that stamps the snapshots runnel builds and the seeded source of data
+    /// file tokens and snapshot ids.
+    ambient: Ambient,
 }
 
 impl fmt::Debug for IcebergCatalog {
@@ -61,17 +64,23 @@ impl fmt::Debug for IcebergCatalog {
 
 impl IcebergCatalog {
     /// Any catalog; ledgers go to `store` under `{root}/sinks/`.
-    pub fn new(catalog: Arc<dyn Catalog>, store: Arc<dyn ObjectStore>, root: Path) -> Self {
+    pub fn new(
+        catalog: Arc<dyn Catalog>,
+        store: Arc<dyn ObjectStore>,
+        root: Path,
+        ambient: Ambient,
+    ) -> Self {
         IcebergCatalog {
             catalog,
             store,
             root,
             swap: None,
+            ambient,
         }
     }
 
     /// The embedded catalog of the local data directory `dir` (created if missing).
-    pub async fn embedded(dir: &FsPath) -> Result<Self> {
+    pub async fn embedded(dir: &FsPath, ambient: Ambient) -> Result<Self> {
         let external =
             |e: std::io::Error| Error::external(format!("data directory {}", dir.display()), e);
         let warehouse = dir.join(WAREHOUSE_DIR);
@@ -91,25 +100,35 @@ impl IcebergCatalog {
             .map_err(|e| Error::external(format!("data directory {}", dir.display()), e))?;
         Ok(IcebergCatalog {
             swap: Some(swap),
-            ..Self::new(Arc::new(catalog), Arc::new(store), Path::from(""))
+            ..Self::new(Arc::new(catalog), Arc::new(store), Path::from(""), ambient)
         })
     }
 
     /// The catalog of a data root in an object store (S3): tables, their metadata and
     /// data files, and the ledgers all under `root` of `store`, whose objects are the URLs
     /// under `base_url` (`s3://bucket`); see [`ObjectStoreCatalog`].
-    pub fn on_object_store(store: Arc<dyn ObjectStore>, root: Path, base_url: &str) -> Self {
+    pub fn on_object_store(
+        store: Arc<dyn ObjectStore>,
+        root: Path,
+        base_url: &str,
+        ambient: Ambient,
+    ) -> Self {
         let catalog = ObjectStoreCatalog::new(store.clone(), &root, base_url);
         IcebergCatalog {
             swap: Some(MetadataSwap::Pointers(catalog.clone())),
-            ..Self::new(Arc::new(catalog), store, root)
+            ..Self::new(Arc::new(catalog), store, root, ambient)
         }
     }
 
     /// An Iceberg REST catalog at `uri` (its tables' files on local disks, `file://`);
     /// ledgers go to `store` under `{root}/sinks/`. Commits, compactions included, go
     /// through the catalog's commit endpoint, so it decides what is current.
-    pub async fn rest(uri: &str, store: Arc<dyn ObjectStore>, root: Path) -> Result<Self> {
+    pub async fn rest(
+        uri: &str,
+        store: Arc<dyn ObjectStore>,
+        root: Path,
+        ambient: Ambient,
+    ) -> Result<Self> {
         let catalog = RestCatalogBuilder::default()
             .with_storage_factory(Arc::new(LocalFsStorageFactory))
             .load(
@@ -122,7 +141,7 @@ impl IcebergCatalog {
             )))?;
         Ok(IcebergCatalog {
             swap: Some(MetadataSwap::Rest(RestCommits::new(uri))),
-            ..Self::new(Arc::new(catalog), store, root)
+            ..Self::new(Arc::new(catalog), store, root, ambient)
         })
     }
 
@@ -137,6 +156,11 @@ impl IcebergCatalog {
 
     pub(crate) fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The clock and seeded randomness the catalog's sinks and compactions use.
+    pub fn ambient(&self) -> &Ambient {
+        &self.ambient
     }
 
     pub(crate) fn metadata_swap(&self) -> Option<&MetadataSwap> {

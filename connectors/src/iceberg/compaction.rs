@@ -42,7 +42,7 @@ use iceberg::spec::{
 use iceberg::table::Table;
 use iceberg::{TableRequirement, TableUpdate};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use runnel_runtime::{Clock, Error, Result, SystemClock};
+use runnel_runtime::{Ambient, Error, Result};
 
 use super::catalog::IcebergCatalog;
 use super::commit::{EPOCH_PROPERTY, SINK_ID_PROPERTY, last_committed_epoch};
@@ -195,9 +195,9 @@ async fn compact_table(
             batches.push(conformer.conform(&batch)?);
         }
     }
-    let snapshot_id = new_snapshot_id(metadata);
+    let snapshot_id = new_snapshot_id(metadata, catalog.ambient());
     let sequence = metadata.next_sequence_number();
-    let token: u64 = rand::random();
+    let token = catalog.ambient().rng.next_u64();
     let prefix = format!("{sink_id}-compacted-{snapshot_id}-{token:016x}");
     let added = write_data_files(table, table_name, prefix.clone(), &batches).await?;
     let files_added = added.len();
@@ -288,7 +288,7 @@ async fn compact_table(
         .with_snapshot_id(snapshot_id)
         .with_parent_snapshot_id(Some(current.snapshot_id()))
         .with_sequence_number(sequence)
-        .with_timestamp_ms(SystemClock.now_millis())
+        .with_timestamp_ms(catalog.ambient().clock.now_millis())
         .with_manifest_list(list_path)
         .with_summary(summary)
         .with_schema_id(metadata.current_schema_id())
@@ -402,9 +402,9 @@ async fn read_parquet(file_io: &FileIO, path: &str) -> Result<Vec<RecordBatch>> 
 }
 
 /// A positive snapshot id the table does not have yet.
-fn new_snapshot_id(metadata: &TableMetadata) -> i64 {
+fn new_snapshot_id(metadata: &TableMetadata, ambient: &Ambient) -> i64 {
     loop {
-        let id = (rand::random::<u64>() >> 1) as i64;
+        let id = (ambient.rng.next_u64() >> 1) as i64;
         if id != 0 && metadata.snapshot_by_id(id).is_none() {
             return id;
         }

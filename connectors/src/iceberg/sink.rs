@@ -28,7 +28,7 @@ use super::writer::IcebergWriter;
 /// # use runnel_runtime::{Sink, Staged};
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// # let dir = tempfile::tempdir().unwrap();
-/// let catalog = IcebergCatalog::embedded(dir.path()).await?;
+/// let catalog = IcebergCatalog::embedded(dir.path(), runnel_runtime::Ambient::system()).await?;
 /// let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
 /// let sink = IcebergSink::new(catalog, "out", "job.sink", schema.clone()).await?;
 /// let mut writer = sink.open(0, 1).await?;
@@ -135,6 +135,7 @@ impl Sink for IcebergSink {
             self.conformer.clone(),
             self.committer.sink_id.clone(),
             subtask,
+            self.committer.catalog.ambient().rng.next_u64(),
         )))
     }
 

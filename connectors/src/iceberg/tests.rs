@@ -39,7 +39,9 @@ fn rows(ids: std::ops::Range<i64>) -> RecordBatch {
 }
 
 async fn sink(dir: &TempDir, sink_id: &str) -> IcebergSink {
-    let catalog = IcebergCatalog::embedded(dir.path()).await.unwrap();
+    let catalog = IcebergCatalog::embedded(dir.path(), runnel_runtime::Ambient::system())
+        .await
+        .unwrap();
     IcebergSink::new(catalog, "out", sink_id, schema())
         .await
         .unwrap()
@@ -176,7 +178,9 @@ async fn the_ledger_alone_prevents_a_second_commit_after_expiry() {
     first.commit(2, two.clone()).await.unwrap();
     // Another writer appends, then every snapshot but the current (foreign) one expires:
     // the metadata no longer knows any epoch of the sink.
-    let catalog = IcebergCatalog::embedded(dir.path()).await.unwrap();
+    let catalog = IcebergCatalog::embedded(dir.path(), runnel_runtime::Ambient::system())
+        .await
+        .unwrap();
     foreign_append(&catalog, rows(100..102)).await;
     let table = expire_all_but_current(&catalog).await;
     assert_eq!(table.metadata().snapshots().len(), 1);
@@ -303,7 +307,9 @@ async fn foreign_or_damaged_descriptions_are_refused() {
 async fn an_existing_table_must_fit_the_stream() {
     let dir = tempfile::tempdir().unwrap();
     sink(&dir, "job.sink").await;
-    let catalog = IcebergCatalog::embedded(dir.path()).await.unwrap();
+    let catalog = IcebergCatalog::embedded(dir.path(), runnel_runtime::Ambient::system())
+        .await
+        .unwrap();
     let other = Arc::new(Schema::new(vec![Field::new("id", DataType::Utf8, false)]));
     let err = IcebergSink::new(catalog.clone(), "out", "job.other", other)
         .await

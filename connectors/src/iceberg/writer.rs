@@ -41,14 +41,16 @@ pub(super) struct IcebergWriter {
 }
 
 impl IcebergWriter {
+    /// `token` is drawn per opened writer: a restarted job writes the same epoch again
+    /// under new names.
     pub fn new(
         table: Table,
         table_name: String,
         conformer: Conformer,
         sink_id: String,
         subtask: usize,
+        token: u64,
     ) -> Self {
-        let token: u64 = rand::random();
         IcebergWriter {
             table,
             table_name,

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::clock::{Clock, SystemClock};
+use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::graph::JobGraph;
 use crate::message::Message;
@@ -53,7 +53,7 @@ impl Default for JobConfig {
     #[allow(clippy::disallowed_types)] // the runtime's one default clock: a job run from Rust
     fn default() -> Self {
         JobConfig {
-            clock: Arc::new(SystemClock),
+            clock: Arc::new(crate::clock::SystemClock),
             channel_capacity: 16,
             checkpoints: None,
         }

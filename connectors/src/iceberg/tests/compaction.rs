@@ -107,7 +107,9 @@ async fn a_replayed_epoch_is_skipped_when_only_the_compaction_remembers_it() {
     let sink = sink(&dir, "job.sink").await.with_compaction(every(3));
     let staged = commit_epochs(&sink, 1..=3).await;
     // The appends expire, the ledger is lost: only the replace snapshot knows epochs 1-3.
-    let catalog = IcebergCatalog::embedded(dir.path()).await.unwrap();
+    let catalog = IcebergCatalog::embedded(dir.path(), runnel_runtime::Ambient::system())
+        .await
+        .unwrap();
     let table = expire_all_but_current(&catalog).await;
     assert_eq!(operations(&table), [Operation::Replace]);
     std::fs::remove_dir_all(dir.path().join("sinks")).unwrap();
@@ -128,7 +130,9 @@ async fn foreign_files_are_kept_as_they_are() {
     let dir = tempfile::tempdir().unwrap();
     let sink = sink(&dir, "job.sink").await.with_compaction(None);
     commit_epochs(&sink, 1..=2).await;
-    let catalog = IcebergCatalog::embedded(dir.path()).await.unwrap();
+    let catalog = IcebergCatalog::embedded(dir.path(), runnel_runtime::Ambient::system())
+        .await
+        .unwrap();
     foreign_append(&catalog, rows(5000..5005)).await;
     commit_epochs(&sink, 3..=3).await;
 
@@ -165,7 +169,9 @@ async fn a_swap_planned_on_old_metadata_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let sink = sink(&dir, "job.sink").await.with_compaction(None);
     commit_epochs(&sink, 1..=1).await;
-    let catalog = IcebergCatalog::embedded(dir.path()).await.unwrap();
+    let catalog = IcebergCatalog::embedded(dir.path(), runnel_runtime::Ambient::system())
+        .await
+        .unwrap();
     let before = catalog.load_table("out").await.unwrap();
     let stale = before.metadata_location().unwrap().to_string();
     commit_epochs(&sink, 2..=2).await;

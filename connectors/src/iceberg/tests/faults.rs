@@ -15,9 +15,16 @@ use crate::iceberg::layer::Layered;
 /// The embedded catalog of `dir`, with its Iceberg catalog wrapped in an
 /// [`UnreliableCatalog`].
 async fn unreliable(dir: &TempDir) -> (IcebergCatalog, Arc<Layered<UnreliableCatalog>>) {
-    let healthy = IcebergCatalog::embedded(dir.path()).await.unwrap();
+    let healthy = IcebergCatalog::embedded(dir.path(), runnel_runtime::Ambient::system())
+        .await
+        .unwrap();
     let wrapper = Arc::new(Layered(UnreliableCatalog::new(healthy.catalog().clone())));
-    let catalog = IcebergCatalog::new(wrapper.clone(), healthy.store().clone(), Path::from(""));
+    let catalog = IcebergCatalog::new(
+        wrapper.clone(),
+        healthy.store().clone(),
+        Path::from(""),
+        healthy.ambient().clone(),
+    );
     (catalog, wrapper)
 }
 
@@ -55,14 +62,21 @@ async fn a_lost_commit_reply_is_resolved_from_the_table_without_committing_again
 #[tokio::test]
 async fn a_failed_ledger_write_is_made_good_from_the_snapshot_log() {
     let dir = tempfile::tempdir().unwrap();
-    let healthy = IcebergCatalog::embedded(dir.path()).await.unwrap();
+    let healthy = IcebergCatalog::embedded(dir.path(), runnel_runtime::Ambient::system())
+        .await
+        .unwrap();
     // Every ledger write fails before it reaches storage: the process "dies" after the
     // catalog's reply and before its own bookkeeping.
     let config = FaultConfig::none()
         .with_fail_before(1.0)
         .with_ops(OpKind::Put);
     let broken = FaultyStore::new(healthy.store().clone(), config, 1).unwrap();
-    let catalog = IcebergCatalog::new(healthy.catalog().clone(), Arc::new(broken), Path::from(""));
+    let catalog = IcebergCatalog::new(
+        healthy.catalog().clone(),
+        Arc::new(broken),
+        Path::from(""),
+        healthy.ambient().clone(),
+    );
     let sink = IcebergSink::new(catalog, "out", "job.sink", schema())
         .await
         .unwrap();
@@ -91,7 +105,9 @@ async fn a_foreign_append_between_commits_neither_duplicates_nor_loses_one() {
     let one = vec![stage(&sink, 0, 1, vec![rows(0..2)]).await];
     let two = vec![stage(&sink, 0, 2, vec![rows(2..4)]).await];
     sink.commit(1, one.clone()).await.unwrap();
-    let catalog = IcebergCatalog::embedded(dir.path()).await.unwrap();
+    let catalog = IcebergCatalog::embedded(dir.path(), runnel_runtime::Ambient::system())
+        .await
+        .unwrap();
     foreign_append(&catalog, rows(100..103)).await;
     sink.commit(2, two.clone()).await.unwrap();
     foreign_append(&catalog, rows(200..201)).await;
@@ -113,7 +129,9 @@ async fn a_foreign_append_inside_a_commit_makes_it_retry_on_the_new_table_once()
         .await
         .unwrap();
     let staged = vec![stage(&sink, 0, 1, vec![rows(0..3)]).await];
-    let healthy = IcebergCatalog::embedded(dir.path()).await.unwrap();
+    let healthy = IcebergCatalog::embedded(dir.path(), runnel_runtime::Ambient::system())
+        .await
+        .unwrap();
     // Another writer commits after the sink loaded the table and before its commit lands.
     wrapper.0.arm(Fault::Interleave(Box::pin(async move {
         foreign_append(&healthy, rows(100..102)).await;
@@ -144,7 +162,9 @@ async fn a_rival_commit_whose_snapshot_expired_is_found_in_the_ledger() {
     // While the slow instance commits epoch 1, a rival instance of the same sink commits
     // it first; a foreign append follows and expiry removes the rival's snapshot, so the
     // table the slow instance reloads holds no trace of epoch 1, only the ledger does.
-    let healthy = IcebergCatalog::embedded(dir.path()).await.unwrap();
+    let healthy = IcebergCatalog::embedded(dir.path(), runnel_runtime::Ambient::system())
+        .await
+        .unwrap();
     wrapper.0.arm(Fault::Interleave(Box::pin(async move {
         rival.commit(1, first).await.unwrap();
         foreign_append(&healthy, rows(100..102)).await;

@@ -13,7 +13,12 @@ use super::*;
 use crate::iceberg::compaction::Compaction;
 
 fn catalog(store: &Arc<dyn ObjectStore>) -> IcebergCatalog {
-    IcebergCatalog::on_object_store(store.clone(), Path::from("data"), "s3://bucket")
+    IcebergCatalog::on_object_store(
+        store.clone(),
+        Path::from("data"),
+        "s3://bucket",
+        runnel_runtime::Ambient::system(),
+    )
 }
 
 async fn store_sink(store: &Arc<dyn ObjectStore>) -> IcebergSink {
