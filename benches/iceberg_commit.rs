@@ -103,7 +103,7 @@ async fn run(dir: &Path, epochs: u64, upkeep: &Upkeep) -> Run {
         }
         run.stage.push(t.elapsed());
         let t = Instant::now();
-        sink.commit(epoch, staged).await.expect("commit");
+        sink.commit(epoch, 0, staged).await.expect("commit");
         run.commit.push(t.elapsed());
         let table = sink.table().await.expect("table");
         let epoch_text = epoch.to_string();

@@ -106,20 +106,20 @@ async fn a_pyiceberg_append_between_two_commits_is_neither_duplicated_nor_lost()
     let dir = tempfile::tempdir().unwrap();
     let first = sink(dir.path()).await;
     let one = stage(&first, 1, rows(0..3)).await;
-    first.commit(1, one.clone()).await.unwrap();
+    first.commit(1, 0, one.clone()).await.unwrap();
     // Epoch 2 is staged against the table as it was before the foreign append.
     let two = stage(&first, 2, rows(3..6)).await;
 
     let foreign = tokio::task::block_in_place(|| pyiceberg_append(dir.path(), &rows(100..104)));
     assert_eq!(foreign["operation"], "append");
     assert!(foreign.get(SINK_ID_PROPERTY).is_none());
-    first.commit(2, two.clone()).await.unwrap();
+    first.commit(2, 0, two.clone()).await.unwrap();
 
     // A restart replays both epochs; the newest snapshot is the sink's, the one before it
     // foreign.
     let restarted = sink(dir.path()).await;
-    restarted.commit(1, one).await.unwrap();
-    restarted.commit(2, two).await.unwrap();
+    restarted.commit(1, 0, one).await.unwrap();
+    restarted.commit(2, 0, two).await.unwrap();
 
     let catalog = IcebergCatalog::embedded(dir.path(), runnel_runtime::Ambient::system())
         .await

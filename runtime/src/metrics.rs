@@ -116,7 +116,7 @@ impl CheckpointMetrics {
     }
 
     /// Records how long phase 2 of sink node `sink` took for one epoch: the
-    /// `Sink::commit_as` call the coordinator makes once the manifest is durable. Phase 2
+    /// `Sink::commit` call the coordinator makes once the manifest is durable. Phase 2
     /// is where a table format pays for its catalog round trips, so this is the number
     /// that tells an Iceberg commit from a log append.
     pub fn record_sink_commit(&self, sink: &str, took: Duration) {

@@ -43,18 +43,14 @@ pub trait Sink: Send + Sync + Debug {
     /// Phase 2: makes visible what the writers staged for `epoch`. Called only after the
     /// checkpoint of `epoch` is durable; may be called again for the same epoch after a
     /// restart, and must then have no further effect.
-    async fn commit(&self, epoch: Epoch, staged: Vec<Staged>) -> Result<()> {
-        let _ = (epoch, staged);
+    ///
+    /// `generation` is the writer generation of the job instance that commits: each start
+    /// of a job claims a higher one on its checkpoint chain (0 for a job that does not
+    /// checkpoint). A sink that records who committed (a table's snapshot summary) can
+    /// refuse an older instance with it; others ignore it.
+    async fn commit(&self, epoch: Epoch, generation: u64, staged: Vec<Staged>) -> Result<()> {
+        let _ = (epoch, generation, staged);
         Ok(())
-    }
-
-    /// [`Sink::commit`] by the instance of the job with writer generation `generation`
-    /// (each start of a job claims a higher one on its checkpoint chain). The runtime
-    /// calls this; a sink that records who committed (a table's snapshot summary) and
-    /// refuses older writers overrides it, the others keep this default.
-    async fn commit_as(&self, epoch: Epoch, generation: u64, staged: Vec<Staged>) -> Result<()> {
-        let _ = generation;
-        self.commit(epoch, staged).await
     }
 }
 

@@ -43,7 +43,8 @@ pub fn build(
         name: &plan.name,
         flow,
         sources,
-        built: HashMap::new(),
+        sources_built: HashMap::new(),
+        prefixes_built: HashMap::new(),
     };
     builder.pipeline(&plan.source, &plan.stages)
 }
@@ -52,27 +53,29 @@ struct Builder<'a> {
     name: &'a str,
     flow: &'a Dataflow,
     sources: &'a HashMap<String, Arc<dyn Source>>,
-    /// Streams built so far: sources by name, stage outputs by source and stages as text.
-    built: HashMap<String, Stream>,
+    /// Source streams built so far, by source name.
+    sources_built: HashMap<String, Stream>,
+    /// Stage outputs built so far, by their source and the stages that lead to them.
+    prefixes_built: HashMap<(String, Vec<Stage>), Stream>,
 }
 
 impl Builder<'_> {
     fn pipeline(&mut self, def: &SourceDef, stages: &[Stage]) -> Result<Stream> {
         let mut stream = self.source(def)?;
         for (i, stage) in stages.iter().enumerate() {
-            let prefix = format!("{}{:?}", def.name, &stages[..=i]);
-            if let Some(built) = self.built.get(&prefix) {
+            let prefix = (def.name.clone(), stages[..=i].to_vec());
+            if let Some(built) = self.prefixes_built.get(&prefix) {
                 stream = built.clone();
                 continue;
             }
             stream = self.stage(stage, stream)?;
-            self.built.insert(prefix, stream.clone());
+            self.prefixes_built.insert(prefix, stream.clone());
         }
         Ok(stream)
     }
 
     fn source(&mut self, def: &SourceDef) -> Result<Stream> {
-        if let Some(stream) = self.built.get(&def.name) {
+        if let Some(stream) = self.sources_built.get(&def.name) {
             return Ok(stream.clone());
         }
         let source = self.sources.get(&def.name).ok_or_else(|| {
@@ -85,7 +88,7 @@ impl Builder<'_> {
         let stream = self
             .flow
             .source(&def.name, Arc::clone(source), def.watermark_strategy())?;
-        self.built.insert(def.name.clone(), stream.clone());
+        self.sources_built.insert(def.name.clone(), stream.clone());
         Ok(stream)
     }
 
@@ -115,7 +118,7 @@ impl Builder<'_> {
                     let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
                     stream.key_by(&keys)?
                 };
-                keyed.window(window.kind(), aggregate_exprs(aggregates))
+                keyed.window(*window, aggregate_exprs(aggregates))
             }
             Stage::Join { right, .. } => {
                 let right_stream = self.pipeline(&right.source, &right.stages)?;
@@ -198,7 +201,7 @@ fn stage_schema(stage: &Stage, input: &SchemaRef, time: Option<&str>) -> Result<
             aggregates,
             time: window_time,
         } => WindowAggregateSpec {
-            kind: window.kind(),
+            kind: *window,
             time_column: window_time
                 .as_deref()
                 .or(time)

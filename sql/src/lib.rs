@@ -35,7 +35,7 @@ pub use error::{Result, SqlError};
 pub use parse::parse;
 pub use plan::{
     AggregateCall, AggregateFn, JoinInput, OrderKey, PipelinePlan, ProjectColumn, Stage,
-    WindowSpec, plan_sink,
+    WindowKind, plan_sink,
 };
 pub use statement::{
     ColumnDef, QueryText, SinkConnector, SinkDef, SourceConnector, SourceDef, Statement,

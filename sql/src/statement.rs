@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::types::SqlType;
 
 /// One statement of a SQL text.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Statement {
     /// `CREATE SOURCE name (columns, WATERMARK ...) WITH (connector = ...)`
     CreateSource(SourceDef),
@@ -37,7 +37,7 @@ pub enum Statement {
 }
 
 /// A declared column of a source.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ColumnDef {
     /// Column name (lower-cased unless it was quoted).
     pub name: String,
@@ -49,7 +49,7 @@ pub struct ColumnDef {
 
 /// `WATERMARK FOR column AS column - INTERVAL ...`: the event-time column and how far
 /// behind the largest event time seen a row may still arrive.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct WatermarkDef {
     /// The event-time column.
     pub column: String,
@@ -58,7 +58,7 @@ pub struct WatermarkDef {
 }
 
 /// Where a source's rows come from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "connector", rename_all = "snake_case")]
 pub enum SourceConnector {
     /// A topic of the embedded log (`connector = 'log'`, `topic`, `partitions`).
@@ -85,7 +85,7 @@ pub enum SourceConnector {
 }
 
 /// A declared source.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SourceDef {
     /// Source name, as queries refer to it.
     pub name: String,
@@ -144,7 +144,7 @@ impl SourceDef {
 }
 
 /// Where a sink's rows go.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "connector", rename_all = "snake_case")]
 pub enum SinkConnector {
     /// Only the job's live result stream (no `WITH` clause).
@@ -165,7 +165,7 @@ pub enum SinkConnector {
 
 /// The query of a sink with its position in the submitted text, so that errors found
 /// when it is planned (now or after a restart) point into the text the user wrote.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct QueryText {
     /// The `SELECT ...` text.
     pub sql: String,
@@ -186,7 +186,7 @@ impl QueryText {
 }
 
 /// A declared sink: a continuous query and where its rows go.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SinkDef {
     /// Sink name (also the job's name).
     pub name: String,

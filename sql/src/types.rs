@@ -9,7 +9,7 @@ use datafusion::sql::sqlparser::ast::{self, TimezoneInfo};
 use serde::{Deserialize, Serialize};
 
 /// A declared column type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SqlType {
     /// `BOOLEAN`

@@ -150,7 +150,7 @@ mod tests {
             subtask: 0,
             pre_commit,
         }];
-        sink.commit_as(epoch, 1, staged).await.unwrap();
+        sink.commit(epoch, 1, staged).await.unwrap();
     }
 
     #[tokio::test]

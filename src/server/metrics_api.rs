@@ -5,7 +5,7 @@
 //!
 //! Phase-2 commit latency is a histogram per job and sink node,
 //! `runnel_sink_commit_seconds{job, sink}` (`_bucket{le}`, `_sum`, `_count`): the runtime
-//! times every `Sink::commit_as` call, so an Iceberg table's catalog commit and a log
+//! times every `Sink::commit` call, so an Iceberg table's catalog commit and a log
 //! append show side by side.
 
 use std::fmt::Write;

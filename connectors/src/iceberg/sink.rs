@@ -35,8 +35,8 @@ use super::writer::IcebergWriter;
 /// writer.write(RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![1, 2]))])?).await?;
 /// let pre_commit = writer.pre_commit(1).await?; // the barrier of epoch 1: Parquet written
 /// let staged = vec![Staged { subtask: 0, pre_commit }];
-/// sink.commit(1, staged.clone()).await?; // the checkpoint of epoch 1 is durable
-/// sink.commit(1, staged).await?; // again after a restart: no effect
+/// sink.commit(1, 0, staged.clone()).await?; // the checkpoint of epoch 1 is durable
+/// sink.commit(1, 0, staged).await?; // again after a restart: no effect
 /// assert_eq!(sink.table().await?.metadata().snapshots().len(), 1);
 /// # Ok::<_, runnel_runtime::Error>(())
 /// # }).unwrap();
@@ -139,11 +139,10 @@ impl Sink for IcebergSink {
         )))
     }
 
-    async fn commit(&self, epoch: Epoch, staged: Vec<Staged>) -> Result<()> {
-        self.committer.commit(epoch, None, staged).await
-    }
-
-    async fn commit_as(&self, epoch: Epoch, generation: u64, staged: Vec<Staged>) -> Result<()> {
-        self.committer.commit(epoch, Some(generation), staged).await
+    /// Generation 0 (a job without checkpoints, or a commit by hand) is neither recorded
+    /// nor checked against the generations that committed before.
+    async fn commit(&self, epoch: Epoch, generation: u64, staged: Vec<Staged>) -> Result<()> {
+        let generation = (generation > 0).then_some(generation);
+        self.committer.commit(epoch, generation, staged).await
     }
 }

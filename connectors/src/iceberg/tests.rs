@@ -113,8 +113,8 @@ async fn committed_rows_read_back_and_repeats_add_no_snapshot() {
     );
 
     let staged = vec![a, b];
-    sink.commit(1, staged.clone()).await.unwrap();
-    sink.commit(1, staged).await.unwrap();
+    sink.commit(1, 0, staged.clone()).await.unwrap();
+    sink.commit(1, 0, staged).await.unwrap();
     let table = sink.table().await.unwrap();
     assert_eq!(epochs(&table), vec![1]);
     assert_eq!(read(&table).await, rows(0..8));
@@ -126,7 +126,7 @@ async fn committed_rows_read_back_and_repeats_add_no_snapshot() {
     );
 
     let c = stage(&sink, 0, 2, vec![rows(8..10)]).await;
-    sink.commit(2, vec![c]).await.unwrap();
+    sink.commit(2, 0, vec![c]).await.unwrap();
     let table = sink.table().await.unwrap();
     assert_eq!(epochs(&table), vec![1, 2]);
     assert_eq!(read(&table).await, rows(0..10));
@@ -140,12 +140,12 @@ async fn a_crash_between_the_phases_commits_each_epoch_once() {
     // The writer is gone and the process dies before phase 2; the checkpoint kept `staged`.
     drop(first);
     let restarted = sink(&dir, "job.sink").await;
-    restarted.commit(1, staged.clone()).await.unwrap();
+    restarted.commit(1, 0, staged.clone()).await.unwrap();
     // A crash right after the commit, before the runtime noted it: committed again.
     let again = sink(&dir, "job.sink").await;
-    again.commit(1, staged).await.unwrap();
+    again.commit(1, 0, staged).await.unwrap();
     let next = vec![stage(&again, 0, 2, vec![rows(4..6)]).await];
-    again.commit(2, next).await.unwrap();
+    again.commit(2, 0, next).await.unwrap();
     let table = again.table().await.unwrap();
     assert_eq!(epochs(&table), vec![1, 2]);
     assert_eq!(read(&table).await, rows(0..6));
@@ -156,10 +156,10 @@ async fn the_snapshot_log_alone_prevents_a_second_commit() {
     let dir = tempfile::tempdir().unwrap();
     let sink = sink(&dir, "job.sink").await;
     let staged = vec![stage(&sink, 0, 1, vec![rows(0..2)]).await];
-    sink.commit(1, staged.clone()).await.unwrap();
+    sink.commit(1, 0, staged.clone()).await.unwrap();
     // Lose the ledger: the table's snapshots still know epoch 1.
     std::fs::remove_dir_all(dir.path().join("sinks")).unwrap();
-    sink.commit(1, staged).await.unwrap();
+    sink.commit(1, 0, staged).await.unwrap();
     assert_eq!(epochs(&sink.table().await.unwrap()), vec![1]);
     // ... and the ledger was written again from them.
     let ledger = dir
@@ -174,8 +174,8 @@ async fn the_ledger_alone_prevents_a_second_commit_after_expiry() {
     let first = sink(&dir, "job.sink").await;
     let one = vec![stage(&first, 0, 1, vec![rows(0..2)]).await];
     let two = vec![stage(&first, 0, 2, vec![rows(2..4)]).await];
-    first.commit(1, one.clone()).await.unwrap();
-    first.commit(2, two.clone()).await.unwrap();
+    first.commit(1, 0, one.clone()).await.unwrap();
+    first.commit(2, 0, two.clone()).await.unwrap();
     // Another writer appends, then every snapshot but the current (foreign) one expires:
     // the metadata no longer knows any epoch of the sink.
     let catalog = IcebergCatalog::embedded(dir.path(), runnel_runtime::Ambient::system())
@@ -187,8 +187,8 @@ async fn the_ledger_alone_prevents_a_second_commit_after_expiry() {
     assert!(epochs(&table).is_empty());
     // A restart replays both epochs.
     let restarted = sink(&dir, "job.sink").await;
-    restarted.commit(1, one).await.unwrap();
-    restarted.commit(2, two).await.unwrap();
+    restarted.commit(1, 0, one).await.unwrap();
+    restarted.commit(2, 0, two).await.unwrap();
     let table = restarted.table().await.unwrap();
     assert_eq!(table.metadata().snapshots().len(), 1);
     assert_eq!(read(&table).await, rows_in(&[0..4, 100..102]));
@@ -201,8 +201,8 @@ async fn a_stale_instance_cannot_commit_an_older_epoch_late() {
     let late = vec![stage(&zombie, 0, 3, vec![rows(100..101)]).await];
     let successor = sink(&dir, "job.sink").await;
     let newer = vec![stage(&successor, 0, 4, vec![rows(0..2)]).await];
-    successor.commit(4, newer).await.unwrap();
-    zombie.commit(3, late).await.unwrap();
+    successor.commit(4, 0, newer).await.unwrap();
+    zombie.commit(3, 0, late).await.unwrap();
     let table = successor.table().await.unwrap();
     assert_eq!(epochs(&table), vec![4]);
     assert_eq!(read(&table).await, rows(0..2));
@@ -213,14 +213,14 @@ async fn an_older_writer_generation_is_fenced_and_the_summary_names_the_writer()
     let dir = tempfile::tempdir().unwrap();
     let successor = sink(&dir, "job.sink").await;
     let first = vec![stage(&successor, 0, 1, vec![rows(0..2)]).await];
-    successor.commit_as(1, 3, first).await.unwrap();
+    successor.commit(1, 3, first).await.unwrap();
     // A zombie of generation 2 reaching phase 2 of a newer epoch is refused.
     let zombie = sink(&dir, "job.sink").await;
     let late = vec![stage(&zombie, 0, 2, vec![rows(100..101)]).await];
-    let refused = zombie.commit_as(2, 2, late).await.unwrap_err();
+    let refused = zombie.commit(2, 2, late).await.unwrap_err();
     assert!(refused.is_fenced(), "{refused}");
     let second = vec![stage(&successor, 0, 2, vec![rows(2..3)]).await];
-    successor.commit_as(2, 3, second).await.unwrap();
+    successor.commit(2, 3, second).await.unwrap();
     let table = successor.table().await.unwrap();
     assert_eq!(epochs(&table), vec![1, 2]);
     assert_eq!(read(&table).await, rows(0..3));
@@ -240,7 +240,7 @@ async fn racing_commits_of_one_epoch_append_it_once() {
     let racers: Vec<_> = (0..4)
         .map(|_| {
             let (sink, staged) = (sink.clone(), staged.clone());
-            tokio::spawn(async move { sink.commit(1, staged).await })
+            tokio::spawn(async move { sink.commit(1, 0, staged).await })
         })
         .collect();
     let mut failures = 0;
@@ -261,15 +261,15 @@ async fn other_sinks_and_empty_epochs_do_not_count() {
     let dir = tempfile::tempdir().unwrap();
     let a = sink(&dir, "job-a.sink").await;
     let b = sink(&dir, "job-b.sink").await;
-    a.commit(1, vec![stage(&a, 0, 1, vec![rows(0..1)]).await])
+    a.commit(1, 0, vec![stage(&a, 0, 1, vec![rows(0..1)]).await])
         .await
         .unwrap();
-    b.commit(1, vec![stage(&b, 0, 1, vec![rows(1..2)]).await])
+    b.commit(1, 0, vec![stage(&b, 0, 1, vec![rows(1..2)]).await])
         .await
         .unwrap();
     let idle = stage(&a, 0, 2, vec![]).await;
     assert_eq!(idle.pre_commit, PreCommit::default());
-    a.commit(2, vec![idle]).await.unwrap();
+    a.commit(2, 0, vec![idle]).await.unwrap();
     let table = a.table().await.unwrap();
     assert_eq!(epochs(&table), vec![1, 1]);
     assert_eq!(read(&table).await, rows(0..2));
@@ -290,7 +290,7 @@ async fn foreign_or_damaged_descriptions_are_refused() {
         .to_string();
     let elsewhere = meta.replace(&location, "file:///tmp/elsewhere");
     staged.pre_commit.meta = serde_json::from_str(&elsewhere).unwrap();
-    let err = sink.commit(1, vec![staged]).await.unwrap_err();
+    let err = sink.commit(1, 0, vec![staged]).await.unwrap_err();
     assert!(matches!(err, Error::Internal(_)), "{err}");
     let damaged = Staged {
         subtask: 0,
@@ -299,7 +299,7 @@ async fn foreign_or_damaged_descriptions_are_refused() {
             batches: vec![],
         },
     };
-    assert!(sink.commit(1, vec![damaged]).await.is_err());
+    assert!(sink.commit(1, 0, vec![damaged]).await.is_err());
     assert!(epochs(&sink.table().await.unwrap()).is_empty());
 }
 

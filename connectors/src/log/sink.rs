@@ -92,8 +92,8 @@ const MAX_PRODUCER_PREFIX_LEN: usize = 200;
 /// let pre_commit = writer.pre_commit(1).await?; // the barrier of epoch 1
 /// assert_eq!(topic.end_offset(0).await?, 0); // staged, not visible
 /// let staged = vec![Staged { subtask: 0, pre_commit }];
-/// sink.commit(1, staged.clone()).await?; // the checkpoint of epoch 1 is durable
-/// sink.commit(1, staged).await?; // again after a restart: no effect
+/// sink.commit(1, 0, staged.clone()).await?; // the checkpoint of epoch 1 is durable
+/// sink.commit(1, 0, staged).await?; // again after a restart: no effect
 /// assert_eq!(topic.end_offset(0).await?, 2);
 /// # Ok::<_, runnel_runtime::Error>(())
 /// # }).unwrap();
@@ -175,7 +175,9 @@ impl Sink for LogSink {
         )))
     }
 
-    async fn commit(&self, epoch: Epoch, staged: Vec<Staged>) -> Result<()> {
+    /// Writers of older generations need no fencing here: the log's producer sequence
+    /// numbers make a zombie's repeated append a no-op.
+    async fn commit(&self, epoch: Epoch, _generation: u64, staged: Vec<Staged>) -> Result<()> {
         commit::commit(&self.topic, epoch, staged).await
     }
 }

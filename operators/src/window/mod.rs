@@ -68,11 +68,13 @@
 //! let operator = spec.create_with(&input, 128).unwrap();
 //! ```
 
+use std::fmt;
 use std::time::Duration;
 
 use arrow::datatypes::{Schema, SchemaRef};
 use runnel_runtime::keys::DEFAULT_MAX_KEY_GROUPS;
 use runnel_runtime::{Error, Millis, Operator, Result};
+use serde::{Deserialize, Serialize};
 
 mod accumulator;
 mod aggregate;
@@ -103,23 +105,80 @@ use panes::{PaneLayout, PaneWindowOperator};
 use plan::{MAX_WINDOW, WindowPlan};
 use session::SessionWindowOperator;
 
-/// The shape of the windows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The shape of the windows. Serialized as SQL plans store it (`{"kind": "hop",
+/// "slide_ms": 2000, "size_ms": 10000}`), so a stored job definition names its windows
+/// the way the SQL did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind")]
 pub enum WindowKind {
     /// Back-to-back windows of `size` (`TUMBLE`).
-    Tumbling { size: Duration },
+    #[serde(rename = "tumble")]
+    Tumbling {
+        #[serde(rename = "size_ms", with = "serde_millis")]
+        size: Duration,
+    },
     /// Windows of `size` starting every `slide` (`HOP`); `slide` must not exceed `size`.
     /// A row belongs to about `size / slide` windows but is aggregated only once.
-    Hopping { size: Duration, slide: Duration },
+    #[serde(rename = "hop")]
+    Hopping {
+        #[serde(rename = "size_ms", with = "serde_millis")]
+        size: Duration,
+        #[serde(rename = "slide_ms", with = "serde_millis")]
+        slide: Duration,
+    },
     /// Per key, rows less than `gap` apart (`SESSION`); a session ends `gap` after its
     /// last row.
-    Session { gap: Duration },
+    #[serde(rename = "session")]
+    Session {
+        #[serde(rename = "gap_ms", with = "serde_millis")]
+        gap: Duration,
+    },
     /// Windows that start at every multiple of `max_size` and grow by `step` until they
     /// are `max_size` long (`CUMULATE`): a row at `t` in the period starting at `b`
     /// belongs to every `[b, b + k * step)` that ends after `t`. Early, growing results
     /// of one long window (revenue so far today, every hour); `max_size` must be a
     /// multiple of `step`. A row is aggregated once, into its step.
-    Cumulative { step: Duration, max_size: Duration },
+    #[serde(rename = "cumulate")]
+    Cumulative {
+        #[serde(rename = "step_ms", with = "serde_millis")]
+        step: Duration,
+        #[serde(rename = "max_size_ms", with = "serde_millis")]
+        max_size: Duration,
+    },
+}
+
+/// Durations as whole milliseconds.
+mod serde_millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(duration: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+impl fmt::Display for WindowKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = |d: &Duration| d.as_millis();
+        match self {
+            WindowKind::Tumbling { size } => write!(f, "TUMBLE(size {} ms)", ms(size)),
+            WindowKind::Hopping { size, slide } => {
+                write!(f, "HOP(slide {} ms, size {} ms)", ms(slide), ms(size))
+            }
+            WindowKind::Session { gap } => write!(f, "SESSION(gap {} ms)", ms(gap)),
+            WindowKind::Cumulative { step, max_size } => write!(
+                f,
+                "CUMULATE(step {} ms, max size {} ms)",
+                ms(step),
+                ms(max_size)
+            ),
+        }
+    }
 }
 
 /// A window aggregate: `SELECT keys, window_start, window_end, aggregates ... GROUP BY

@@ -293,7 +293,7 @@ impl Coordinator {
             parts.sort_by_key(|s| s.subtask);
             if let Some(sink) = &self.nodes[node].sink {
                 let started = self.clock.monotonic();
-                sink.commit_as(epoch, generation, parts).await?;
+                sink.commit(epoch, generation, parts).await?;
                 self.metrics
                     .checkpoints
                     .record_sink_commit(&self.nodes[node].name, self.clock.elapsed(started));

@@ -83,7 +83,7 @@ pub(crate) async fn recover(
             let mut restored = load(config.store.as_ref(), meta, graph).await?;
             for (node, staged) in staged_sinks(meta, &mut restored, graph) {
                 if let NodeKind::Sink { sink } = &graph.nodes[node].kind {
-                    sink.commit_as(meta.epoch, position.generation(), staged)
+                    sink.commit(meta.epoch, position.generation(), staged)
                         .await?;
                 }
             }

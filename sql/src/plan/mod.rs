@@ -17,9 +17,7 @@ mod translate;
 pub(crate) mod window_tvf;
 
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use datafusion::logical_expr::planner::ContextProvider;
 use datafusion::optimizer::Analyzer;
@@ -27,7 +25,7 @@ use datafusion::sql::planner::SqlToRel;
 use datafusion::sql::sqlparser::ast;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::{Location, Tokenizer};
-use runnel_operators::WindowKind;
+pub use runnel_operators::WindowKind;
 use serde::{Deserialize, Serialize};
 
 pub(crate) use context::SqlContext;
@@ -39,77 +37,8 @@ use crate::parse::cursor::{DIALECT, parser_error};
 use crate::statement::{SinkDef, SourceDef};
 use locate::Locator;
 
-/// The shape of the windows of a window aggregate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Hash, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum WindowSpec {
-    /// `TUMBLE(source, column, size)`
-    Tumble {
-        /// Window length.
-        size_ms: u64,
-    },
-    /// `HOP(source, column, slide, size)`
-    Hop {
-        /// Distance between window starts.
-        slide_ms: u64,
-        /// Window length.
-        size_ms: u64,
-    },
-    /// `SESSION(source, column, gap)`: per key, rows less than `gap` apart.
-    Session {
-        /// Inactivity that closes a session.
-        gap_ms: u64,
-    },
-    /// `CUMULATE(source, column, step, max_size)`: windows starting every `max_size`,
-    /// growing by `step` until they are `max_size` long.
-    Cumulate {
-        /// Growth from one window end to the next.
-        step_ms: u64,
-        /// Length of the largest window, and distance between window starts.
-        max_size_ms: u64,
-    },
-}
-
-impl WindowSpec {
-    /// The window operator's kind.
-    pub fn kind(&self) -> WindowKind {
-        let ms = Duration::from_millis;
-        match *self {
-            WindowSpec::Tumble { size_ms } => WindowKind::Tumbling { size: ms(size_ms) },
-            WindowSpec::Hop { slide_ms, size_ms } => WindowKind::Hopping {
-                size: ms(size_ms),
-                slide: ms(slide_ms),
-            },
-            WindowSpec::Session { gap_ms } => WindowKind::Session { gap: ms(gap_ms) },
-            WindowSpec::Cumulate {
-                step_ms,
-                max_size_ms,
-            } => WindowKind::Cumulative {
-                step: ms(step_ms),
-                max_size: ms(max_size_ms),
-            },
-        }
-    }
-}
-
-impl fmt::Display for WindowSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            WindowSpec::Tumble { size_ms } => write!(f, "TUMBLE(size {size_ms} ms)"),
-            WindowSpec::Hop { slide_ms, size_ms } => {
-                write!(f, "HOP(slide {slide_ms} ms, size {size_ms} ms)")
-            }
-            WindowSpec::Session { gap_ms } => write!(f, "SESSION(gap {gap_ms} ms)"),
-            WindowSpec::Cumulate {
-                step_ms,
-                max_size_ms,
-            } => write!(f, "CUMULATE(step {step_ms} ms, max size {max_size_ms} ms)"),
-        }
-    }
-}
-
 /// An aggregate function of a window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AggregateFn {
     /// `COUNT(*)` (no column) or `COUNT(column)`.
@@ -125,7 +54,7 @@ pub enum AggregateFn {
 }
 
 /// One aggregate of a window stage.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct AggregateCall {
     /// The function.
     pub function: AggregateFn,
@@ -136,7 +65,7 @@ pub struct AggregateCall {
 }
 
 /// An output column of a projection: a SQL expression over the stage's input columns.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ProjectColumn {
     /// The expression, as SQL.
     pub expr: String,
@@ -145,7 +74,7 @@ pub struct ProjectColumn {
 }
 
 /// One `ORDER BY` key of a top-N.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct OrderKey {
     /// Column to order by.
     pub column: String,
@@ -154,7 +83,7 @@ pub struct OrderKey {
 }
 
 /// One operator of a pipeline.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "stage", rename_all = "snake_case")]
 pub enum Stage {
     /// Keeps the rows for which `predicate` (SQL) is true.
@@ -171,7 +100,7 @@ pub enum Stage {
     /// `window_start`, `window_end`, then the aggregates; event time is `window_end`.
     Window {
         /// The windows.
-        window: WindowSpec,
+        window: WindowKind,
         /// Grouping keys (input columns).
         keys: Vec<String>,
         /// Aggregates, one output column each.
@@ -210,7 +139,7 @@ pub enum Stage {
 
 /// The second input of a [`Stage::Join`]: a pipeline of its own, over a source that may
 /// be the same as the first side's (built once and read by both).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct JoinInput {
     /// The source this side reads, as declared when the sink was planned.
     pub source: SourceDef,
@@ -220,7 +149,7 @@ pub struct JoinInput {
 
 /// A sink's query as runnel operators: `source -> stages`. Serializable, so that it can
 /// be stored as a durable job definition and rebuilt with [`crate::build`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PipelinePlan {
     /// The sink's name.
     pub name: String,

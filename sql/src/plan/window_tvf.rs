@@ -11,6 +11,7 @@
 use std::cmp::Ordering;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::common::{
@@ -30,14 +31,14 @@ use datafusion::sql::sqlparser::tokenizer::Span as SqlSpan;
 use super::context::Sources;
 use super::interval::literal_millis;
 use crate::parse::cursor::normalize;
-use crate::plan::WindowSpec;
+use crate::plan::WindowKind;
 use runnel_operators::{WINDOW_END, WINDOW_START};
 
 /// The rows of a source with the columns of their window (see the module docs).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct WindowTvf {
     pub input: LogicalPlan,
-    pub window: WindowSpec,
+    pub window: WindowKind,
     pub time_column: String,
     schema: DFSchemaRef,
 }
@@ -45,7 +46,7 @@ pub(crate) struct WindowTvf {
 impl WindowTvf {
     fn new(
         input: LogicalPlan,
-        window: WindowSpec,
+        window: WindowKind,
         time_column: String,
     ) -> Result<Self, DataFusionError> {
         let qualifier = input.schema().iter().next().and_then(|(q, _)| q.cloned());
@@ -278,8 +279,9 @@ impl RelationPlanner for WindowTvfPlanner {
             }
             millis.push((ms, span));
         }
+        let ms = |millis: &u64| Duration::from_millis(*millis);
         let window = match (function.as_str(), millis.as_slice()) {
-            ("tumble", [(size, _)]) => WindowSpec::Tumble { size_ms: *size },
+            ("tumble", [(size, _)]) => WindowKind::Tumbling { size: ms(size) },
             ("hop", [(slide, _), (size, size_span)]) => {
                 if slide > size {
                     return Err(located(
@@ -290,9 +292,9 @@ impl RelationPlanner for WindowTvfPlanner {
                         ),
                     ));
                 }
-                WindowSpec::Hop {
-                    slide_ms: *slide,
-                    size_ms: *size,
+                WindowKind::Hopping {
+                    size: ms(size),
+                    slide: ms(slide),
                 }
             }
             ("cumulate", [(step, _), (max_size, max_size_span)]) => {
@@ -305,12 +307,12 @@ impl RelationPlanner for WindowTvfPlanner {
                         ),
                     ));
                 }
-                WindowSpec::Cumulate {
-                    step_ms: *step,
-                    max_size_ms: *max_size,
+                WindowKind::Cumulative {
+                    step: ms(step),
+                    max_size: ms(max_size),
                 }
             }
-            (_, [(gap, _)]) => WindowSpec::Session { gap_ms: *gap },
+            (_, [(gap, _)]) => WindowKind::Session { gap: ms(gap) },
             _ => return Err(located(name_span, format!("{upper}: {usage}"))),
         };
         let table = TableReference::bare(source_name.clone());

@@ -28,7 +28,7 @@ async fn commit_epochs(
             stage(sink, 0, epoch, vec![rows(base..base + 10)]).await,
             stage(sink, 1, epoch, vec![rows(base + 10..base + 20)]).await,
         ];
-        sink.commit(epoch, staged.clone()).await.unwrap();
+        sink.commit(epoch, 0, staged.clone()).await.unwrap();
         all.push(staged);
     }
     all
@@ -118,7 +118,7 @@ async fn a_replayed_epoch_is_skipped_when_only_the_compaction_remembers_it() {
         .await
         .with_compaction(every(3));
     for (epoch, staged) in (1..=3).zip(staged) {
-        restarted.commit(epoch, staged).await.unwrap();
+        restarted.commit(epoch, 0, staged).await.unwrap();
     }
     let table = restarted.table().await.unwrap();
     assert_eq!(operations(&table), [Operation::Replace]);

@@ -40,19 +40,19 @@ async fn a_lost_commit_reply_is_resolved_from_the_table_without_committing_again
         wrapper.0.arm(Fault::ApplyThenTimeout { retryable });
         // The catalog applied the commit and the reply was lost: the sink reloads the
         // table, finds the epoch and neither commits again nor fails.
-        sink.commit(1, staged.clone()).await.unwrap();
+        sink.commit(1, 0, staged.clone()).await.unwrap();
         assert_eq!(wrapper.0.updates(), 1, "retryable: {retryable}");
         let ledger = dir
             .path()
             .join("sinks/job.sink/committed/00000000000000000001");
         assert!(ledger.exists(), "the resolved epoch is recorded");
         // A retry, then a restart on a healthy catalog: nothing is committed twice.
-        sink.commit(1, staged.clone()).await.unwrap();
+        sink.commit(1, 0, staged.clone()).await.unwrap();
         let restarted = super::sink(&dir, "job.sink").await;
-        restarted.commit(1, staged).await.unwrap();
+        restarted.commit(1, 0, staged).await.unwrap();
         assert_eq!(wrapper.0.updates(), 1, "retryable: {retryable}");
         let next = vec![stage(&restarted, 0, 2, vec![rows(3..5)]).await];
-        restarted.commit(2, next).await.unwrap();
+        restarted.commit(2, 0, next).await.unwrap();
         let table = restarted.table().await.unwrap();
         assert_eq!(epochs(&table), vec![1, 2], "retryable: {retryable}");
         assert_eq!(read(&table).await, rows(0..5));
@@ -81,14 +81,14 @@ async fn a_failed_ledger_write_is_made_good_from_the_snapshot_log() {
         .await
         .unwrap();
     let staged = vec![stage(&sink, 0, 1, vec![rows(0..3)]).await];
-    assert!(sink.commit(1, staged.clone()).await.is_err());
+    assert!(sink.commit(1, 0, staged.clone()).await.is_err());
     assert_eq!(epochs(&sink.table().await.unwrap()), vec![1]);
     // Retried while the ledger is still broken: the snapshot log alone skips it.
-    assert!(sink.commit(1, staged.clone()).await.is_err());
+    assert!(sink.commit(1, 0, staged.clone()).await.is_err());
     assert_eq!(epochs(&sink.table().await.unwrap()), vec![1]);
     // Restarted with a working store: skipped, and the ledger learns the epoch.
     let restarted = super::sink(&dir, "job.sink").await;
-    restarted.commit(1, staged).await.unwrap();
+    restarted.commit(1, 0, staged).await.unwrap();
     let ledger = dir
         .path()
         .join("sinks/job.sink/committed/00000000000000000001");
@@ -104,17 +104,17 @@ async fn a_foreign_append_between_commits_neither_duplicates_nor_loses_one() {
     let sink = super::sink(&dir, "job.sink").await;
     let one = vec![stage(&sink, 0, 1, vec![rows(0..2)]).await];
     let two = vec![stage(&sink, 0, 2, vec![rows(2..4)]).await];
-    sink.commit(1, one.clone()).await.unwrap();
+    sink.commit(1, 0, one.clone()).await.unwrap();
     let catalog = IcebergCatalog::embedded(dir.path(), runnel_runtime::Ambient::system())
         .await
         .unwrap();
     foreign_append(&catalog, rows(100..103)).await;
-    sink.commit(2, two.clone()).await.unwrap();
+    sink.commit(2, 0, two.clone()).await.unwrap();
     foreign_append(&catalog, rows(200..201)).await;
     // The newest snapshot is foreign: a restart still finds both epochs.
     let restarted = super::sink(&dir, "job.sink").await;
-    restarted.commit(1, one).await.unwrap();
-    restarted.commit(2, two).await.unwrap();
+    restarted.commit(1, 0, one).await.unwrap();
+    restarted.commit(2, 0, two).await.unwrap();
     let table = restarted.table().await.unwrap();
     assert_eq!(table.metadata().snapshots().len(), 4);
     assert_eq!(epochs(&table), vec![1, 2]);
@@ -136,13 +136,13 @@ async fn a_foreign_append_inside_a_commit_makes_it_retry_on_the_new_table_once()
     wrapper.0.arm(Fault::Interleave(Box::pin(async move {
         foreign_append(&healthy, rows(100..102)).await;
     })));
-    sink.commit(1, staged.clone()).await.unwrap();
+    sink.commit(1, 0, staged.clone()).await.unwrap();
     assert_eq!(
         wrapper.0.updates(),
         2,
         "the conflicting commit is retried once"
     );
-    sink.commit(1, staged).await.unwrap();
+    sink.commit(1, 0, staged).await.unwrap();
     let table = sink.table().await.unwrap();
     assert_eq!(table.metadata().snapshots().len(), 2);
     assert_eq!(epochs(&table), vec![1]);
@@ -166,11 +166,11 @@ async fn a_rival_commit_whose_snapshot_expired_is_found_in_the_ledger() {
         .await
         .unwrap();
     wrapper.0.arm(Fault::Interleave(Box::pin(async move {
-        rival.commit(1, first).await.unwrap();
+        rival.commit(1, 0, first).await.unwrap();
         foreign_append(&healthy, rows(100..102)).await;
         assert!(epochs(&expire_all_but_current(&healthy).await).is_empty());
     })));
-    slow.commit(1, late).await.unwrap();
+    slow.commit(1, 0, late).await.unwrap();
     let table = slow.table().await.unwrap();
     assert_eq!(table.metadata().snapshots().len(), 1);
     assert_eq!(read(&table).await, rows_in(&[0..3, 100..102]));
@@ -187,7 +187,7 @@ async fn retention_keeps_the_newest_snapshots_and_replayed_epochs_add_none() {
     for epoch in 1..=5 {
         let ids = (epoch as i64 - 1) * 2..epoch as i64 * 2;
         staged.push(vec![stage(&sink, 0, epoch, vec![rows(ids)]).await]);
-        sink.commit(epoch, staged.last().unwrap().clone())
+        sink.commit(epoch, 0, staged.last().unwrap().clone())
             .await
             .unwrap();
         let table = sink.table().await.unwrap();
@@ -205,7 +205,7 @@ async fn retention_keeps_the_newest_snapshots_and_replayed_epochs_add_none() {
         .await
         .with_snapshot_retention(keep);
     for (epoch, staged) in (1..).zip(staged) {
-        restarted.commit(epoch, staged).await.unwrap();
+        restarted.commit(epoch, 0, staged).await.unwrap();
     }
     let table = restarted.table().await.unwrap();
     assert_eq!(epochs(&table), vec![4, 5]);

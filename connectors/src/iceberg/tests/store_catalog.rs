@@ -39,13 +39,13 @@ async fn epochs_commit_once_and_compact_in_the_store() {
     for epoch in 1..=4u64 {
         let base = epoch as i64 * 10;
         let one = vec![stage(&sink, 0, epoch, vec![rows(base..base + 5)]).await];
-        sink.commit(epoch, one.clone()).await.unwrap();
+        sink.commit(epoch, 0, one.clone()).await.unwrap();
         staged.push(one);
     }
     // A restart on the same store replays every epoch: nothing is added.
     let restarted = store_sink(&store).await;
     for (epoch, one) in (1..=4u64).zip(staged) {
-        restarted.commit(epoch, one).await.unwrap();
+        restarted.commit(epoch, 0, one).await.unwrap();
     }
     let table = restarted.table().await.unwrap();
     assert_eq!(epochs(&table), vec![1, 2, 3, 4]);

@@ -72,11 +72,11 @@ async fn random_run(seed: u64) {
             // commit it at the same time.
             let zombie_commit = async {
                 match zombie.take() {
-                    Some(z) => z.commit(e, staged.clone()).await,
+                    Some(z) => z.commit(e, 0, staged.clone()).await,
                     None => Ok(()),
                 }
             };
-            let (ours, theirs) = tokio::join!(sink.commit(e, staged.clone()), zombie_commit);
+            let (ours, theirs) = tokio::join!(sink.commit(e, 0, staged.clone()), zombie_commit);
             theirs.unwrap();
             ours.unwrap();
         }
@@ -112,7 +112,7 @@ async fn random_run(seed: u64) {
                 false => staged,
             };
             let complete = entries(&staged) == entries(&manifests[&e]);
-            let result = sink.commit(e, staged).await;
+            let result = sink.commit(e, 0, staged).await;
             flaky.applied.store(0, Ordering::SeqCst);
             flaky.lost.store(0, Ordering::SeqCst);
             if !complete || result.is_err() {
@@ -126,7 +126,7 @@ async fn random_run(seed: u64) {
         }
         // A zombie committing an old epoch late changes nothing.
         if let Some((e, staged)) = manifests.first_key_value() {
-            sink.commit(*e, staged.clone()).await.unwrap();
+            sink.commit(*e, 0, staged.clone()).await.unwrap();
         }
         break;
     }

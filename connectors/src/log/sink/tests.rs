@@ -145,7 +145,7 @@ async fn rows_become_visible_only_after_commit() {
             let before = contents(&store).await;
             let staged = pre_commit(&mut writers, e as Epoch + 1).await;
             assert_eq!(contents(&store).await, before, "visible before commit");
-            sink.commit(e as Epoch + 1, staged).await.unwrap();
+            sink.commit(e as Epoch + 1, 0, staged).await.unwrap();
             let got = contents(&store).await;
             for p in 0..3 {
                 assert_eq!(
@@ -183,20 +183,20 @@ async fn a_lost_epoch_is_replayed_with_the_same_sequence_numbers() {
         writers[0].write(batch(0..8)).await.unwrap();
         writers[1].write(batch(8..12)).await.unwrap();
         let first = pre_commit(&mut writers, 1).await;
-        sink.commit(1, first.clone()).await.unwrap();
+        sink.commit(1, 0, first.clone()).await.unwrap();
         writers[0].write(batch(12..20)).await.unwrap();
         writers[1].write(batch(20..30)).await.unwrap();
         let lost = pre_commit(&mut writers, 2).await;
         // Crash before the manifest of epoch 2: restore epoch 1, replay epoch 2.
         drop((sink, writers));
         let sink = open_sink(&store, keyed).await;
-        sink.commit(1, first).await.unwrap();
+        sink.commit(1, 0, first).await.unwrap();
         let mut writers = open_writers(&sink, 2).await;
         writers[0].write(batch(12..20)).await.unwrap();
         writers[1].write(batch(20..30)).await.unwrap();
         let replayed = pre_commit(&mut writers, 2).await;
         assert_eq!(entries(&replayed), entries(&lost));
-        sink.commit(2, replayed).await.unwrap();
+        sink.commit(2, 0, replayed).await.unwrap();
         let all: Vec<i64> = contents(&store).await.concat();
         assert_eq!(sorted(all), (0..30).collect::<Vec<_>>(), "{keyed}");
     }
@@ -215,6 +215,7 @@ async fn a_partial_commit_is_completed_by_the_next_instance() {
     let mut n = 0;
     sink.commit(
         1,
+        0,
         subset(&staged, || {
             n += 1;
             n % 2 == 1
@@ -227,11 +228,11 @@ async fn a_partial_commit_is_completed_by_the_next_instance() {
     // A new instance restores epoch 1 and commits all of it again.
     drop((sink, writers));
     let sink = open_sink(&store, true).await;
-    sink.commit(1, staged).await.unwrap();
+    sink.commit(1, 0, staged).await.unwrap();
     let mut writers = open_writers(&sink, 2).await;
     writers[1].write(batch(80..100)).await.unwrap();
     let next = pre_commit(&mut writers, 2).await;
-    sink.commit(2, next).await.unwrap();
+    sink.commit(2, 0, next).await.unwrap();
     let all = contents(&store).await.concat();
     assert_eq!(sorted(all), (0..100).collect::<Vec<_>>());
 }
@@ -247,18 +248,18 @@ async fn every_committed_row_carries_the_epoch_that_committed_it() {
     writers[0].write(batch(0..6)).await.unwrap();
     writers[1].write(batch(6..10)).await.unwrap();
     let five = pre_commit(&mut writers, 5).await;
-    sink.commit(5, five).await.unwrap();
+    sink.commit(5, 0, five).await.unwrap();
     let six = pre_commit(&mut writers, 6).await;
-    sink.commit(6, six).await.unwrap();
+    sink.commit(6, 0, six).await.unwrap();
     writers[0].write(batch(10..12)).await.unwrap();
     writers[1].write(batch(12..13)).await.unwrap();
     let seven = pre_commit(&mut writers, 7).await;
     let mut first = true;
     let partial = subset(&seven, || std::mem::replace(&mut first, false));
-    sink.commit(7, partial).await.unwrap();
+    sink.commit(7, 0, partial).await.unwrap();
     drop((sink, writers));
     let sink = open_sink(&store, false).await;
-    sink.commit(7, seven).await.unwrap();
+    sink.commit(7, 0, seven).await.unwrap();
 
     let topic = &sink.topic;
     let read = topic.read(0, 0, usize::MAX).await.unwrap();
@@ -305,26 +306,28 @@ async fn repeated_and_concurrent_commits_append_once() {
     }
     // Epoch 1 twice in a row; epoch 2 by a zombie and a new instance (two processes)
     // at once; epoch 3 twice at once by one instance; epoch 4 once.
-    a.commit(1, staged[0].clone()).await.unwrap();
-    b.commit(1, staged[0].clone()).await.unwrap();
+    a.commit(1, 0, staged[0].clone()).await.unwrap();
+    b.commit(1, 0, staged[0].clone()).await.unwrap();
     let (x, y) = tokio::join!(
-        a.commit(2, staged[1].clone()),
-        b.commit(2, staged[1].clone())
+        a.commit(2, 0, staged[1].clone()),
+        b.commit(2, 0, staged[1].clone())
     );
     x.unwrap();
     y.unwrap();
     let (x, y) = tokio::join!(
-        b.commit(3, staged[2].clone()),
-        b.commit(3, staged[2].clone())
+        b.commit(3, 0, staged[2].clone()),
+        b.commit(3, 0, staged[2].clone())
     );
     x.unwrap();
     y.unwrap();
-    a.commit(4, staged[3].clone()).await.unwrap();
+    a.commit(4, 0, staged[3].clone()).await.unwrap();
     let after = contents(&store).await;
     assert_eq!(sorted(after.concat()), (0..80).collect::<Vec<_>>());
     // Old epochs committed again, in any order, change nothing.
     for e in [2, 1, 4, 3] {
-        b.commit(e, staged[e as usize - 1].clone()).await.unwrap();
+        b.commit(e, 0, staged[e as usize - 1].clone())
+            .await
+            .unwrap();
     }
     assert_eq!(contents(&store).await, after);
 }
@@ -345,14 +348,14 @@ async fn a_sequence_gap_and_rows_after_the_final_barrier_are_internal_errors() {
             pre_commit,
         }]
     };
-    let err = sink.commit(2, staged(second.clone())).await.unwrap_err();
+    let err = sink.commit(2, 0, staged(second.clone())).await.unwrap_err();
     assert!(
         matches!(&err, Error::Internal(m) if m.contains("lost")),
         "{err}"
     );
     assert_eq!(contents(&store).await, vec![Vec::<i64>::new()]);
-    sink.commit(1, staged(first)).await.unwrap();
-    sink.commit(2, staged(second.clone())).await.unwrap();
+    sink.commit(1, 0, staged(first)).await.unwrap();
+    sink.commit(2, 0, staged(second.clone())).await.unwrap();
     assert_eq!(contents(&store).await, vec![(0..5).collect::<Vec<_>>()]);
     writer.finish().await.unwrap();
     writer.write(batch(5..6)).await.unwrap();
@@ -361,7 +364,7 @@ async fn a_sequence_gap_and_rows_after_the_final_barrier_are_internal_errors() {
     let mut bad = second;
     bad.batches.push(batch(9..10));
     assert!(matches!(
-        sink.commit(2, staged(bad)).await,
+        sink.commit(2, 0, staged(bad)).await,
         Err(Error::Internal(_))
     ));
 }
@@ -406,7 +409,7 @@ async fn store_failures_are_resolved_by_re_reading_the_sequence() {
             subtask: 0,
             pre_commit,
         }];
-        (sink.commit(epoch, staged.clone()).await, staged)
+        (sink.commit(epoch, 0, staged.clone()).await, staged)
     };
     // Written, then reported as a timeout; then lost once: both retried to one append.
     flaky.applied.store(1, Ordering::SeqCst);
@@ -418,6 +421,6 @@ async fn store_failures_are_resolved_by_re_reading_the_sequence() {
     let (result, staged) = commit(5..9, 3).await;
     assert_eq!(result.unwrap_err().fault(), Fault::External);
     let sink = open_sink(&store, false).await;
-    sink.commit(3, staged).await.unwrap();
+    sink.commit(3, 0, staged).await.unwrap();
     assert_eq!(contents(&store).await, vec![(0..9).collect::<Vec<_>>()]);
 }

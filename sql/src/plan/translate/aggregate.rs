@@ -12,7 +12,7 @@ use runnel_operators::{WINDOW_END, WINDOW_START};
 
 use super::{Col, Result, Translator, column, column_hint, refuse};
 use crate::plan::locate::Hint;
-use crate::plan::{AggregateCall, AggregateFn, Stage, WindowSpec};
+use crate::plan::{AggregateCall, AggregateFn, Stage, WindowKind};
 
 /// One aggregate call of a query, resolved against the stream built so far.
 pub(super) struct Call {
@@ -84,7 +84,7 @@ impl Translator<'_> {
         let mut out_cols = grouping.cols;
         match window {
             Some(window) if distinct_arg.is_some() => {
-                if matches!(window, WindowSpec::Session { .. }) {
+                if matches!(window, WindowKind::Session { .. }) {
                     return refuse(
                         "DISTINCT aggregates over SESSION windows are not supported: sessions \
                          of the distinct values would not be the sessions of the keys",
@@ -213,7 +213,7 @@ impl Translator<'_> {
     /// output columns (plain case).
     fn window_stage(
         &mut self,
-        window: WindowSpec,
+        window: WindowKind,
         keys: &[String],
         calls: &[Call],
         mut inputs: Vec<(Expr, String)>,
@@ -336,7 +336,9 @@ impl Translator<'_> {
             .map(|a| Col::Expr(column(&a.alias)))
             .collect();
         self.stages.push(Stage::Window {
-            window: WindowSpec::Tumble { size_ms: 1 },
+            window: WindowKind::Tumbling {
+                size: std::time::Duration::from_millis(1),
+            },
             keys: window_keys,
             aggregates,
             time: Some(REGROUP_TIME.into()),

@@ -31,7 +31,7 @@ mod rank;
 use crate::plan::exprs::expr_to_sql_text;
 use crate::plan::locate::{Hint, TranslateError};
 use crate::plan::window_tvf::WindowTvf;
-use crate::plan::{ProjectColumn, Stage, WindowSpec};
+use crate::plan::{ProjectColumn, Stage, WindowKind};
 use crate::statement::SourceDef;
 
 type Result<T> = std::result::Result<T, TranslateError>;
@@ -74,7 +74,7 @@ struct Translator<'a> {
     /// Column names of the stream built so far.
     current: Vec<String>,
     /// A window table function waiting for its aggregate.
-    window: Option<WindowSpec>,
+    window: Option<WindowKind>,
     aggregated: bool,
     ranked: bool,
     /// The order of a `ROW_NUMBER()` waiting for its `WHERE rn <= N`.
