@@ -28,6 +28,13 @@ pub enum Error {
     /// A record does not fit the job (null event time, wrong type, ...).
     #[error("bad record: {0}")]
     Data(String),
+    /// What the request names does not exist (a topic, a table, a job).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request contradicts what exists: a name taken with another definition, a
+    /// producer's sequence number the log has moved past, a concurrent change that won.
+    #[error("{0}")]
+    Conflict(String),
     /// An Arrow kernel failed.
     #[error("arrow: {0}")]
     Arrow(#[from] ArrowError),
@@ -73,7 +80,9 @@ impl Error {
     /// Whose fault this error is.
     pub fn fault(&self) -> Fault {
         match self {
-            Error::Plan(_) | Error::Data(_) => Fault::User,
+            Error::Plan(_) | Error::Data(_) | Error::NotFound(_) | Error::Conflict(_) => {
+                Fault::User
+            }
             Error::External { .. } | Error::Fenced(_) => Fault::External,
             Error::Arrow(_) | Error::Internal(_) | Error::Cancelled => Fault::Internal,
             Error::Subtask { source, .. } => source.fault(),

@@ -3,6 +3,8 @@
 
 pub mod catalog;
 pub mod definition;
+mod entry;
+mod graphs;
 pub mod manager;
 pub mod rates;
 pub mod snapshots;
@@ -10,7 +12,8 @@ pub mod sources;
 
 pub use catalog::{Created, Finished, JobCatalog};
 pub use definition::{HotItemsJob, JobDefinition, JobKind, LogInput, SqlJob};
-pub use manager::{JobManager, JobState, JobStatus};
+pub use entry::{JobState, JobStatus};
+pub use manager::JobManager;
 pub use rates::{JobRates, JobRoles, OperatorRates};
 pub use snapshots::SnapshotLookup;
 pub use sources::SourceCatalog;

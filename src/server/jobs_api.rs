@@ -38,7 +38,7 @@ pub async fn delete(
     match state.jobs.drop_job(&id, timeout).await {
         Ok(Some(status)) => Ok(Json(describe(&status))),
         Ok(None) => Err(ApiError::not_found(format!("no job named {id:?}"))),
-        Err(e) => Err(ApiError::internal(format!("{e:#}"))),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -154,11 +154,7 @@ async fn results(
     let schema = tagged_schema(&topic.schema()).map_err(ApiError::conflict)?;
     let snapshots = match status.definition.table_sink() {
         Some((table, sink_id)) => {
-            let catalog = state
-                .data
-                .iceberg()
-                .await
-                .map_err(|e| ApiError::internal(format!("{e:#}")))?;
+            let catalog = state.data.iceberg().await?;
             Some(SnapshotLookup::new(catalog, table, &sink_id))
         }
         None => None,
@@ -170,7 +166,7 @@ async fn results(
             From::Latest => topic.end_offset(partition).await,
             From::Epoch(epoch) => topic.first_offset_from_epoch(partition, epoch).await,
         };
-        offsets.insert(partition, start.map_err(ApiError::internal)?);
+        offsets.insert(partition, start?);
     }
     let (tx, rx) = mpsc::channel::<Bytes>(CHUNKS_BUFFERED);
     let stream = ResultStream {

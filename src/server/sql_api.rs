@@ -15,9 +15,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
-use runnel_sql::{
-    PipelinePlan, SinkConnector, SinkDef, SourceConnector, SourceDef, SqlError, Statement,
-};
+use runnel_sql::{PipelinePlan, SinkConnector, SinkDef, SourceConnector, SourceDef, Statement};
 use serde_json::{Value, json};
 
 use super::AppState;
@@ -54,18 +52,6 @@ enum Action {
     },
 }
 
-fn sql_error(error: SqlError) -> ApiError {
-    ApiError {
-        status: StatusCode::BAD_REQUEST,
-        code: "sql_error",
-        message: error.to_string(),
-    }
-}
-
-fn conflict(message: String) -> ApiError {
-    ApiError::conflict(message)
-}
-
 async fn submit(State(state): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
     if body.len() > MAX_SQL_BYTES {
         return Err(ApiError {
@@ -82,7 +68,7 @@ async fn submit(State(state): State<AppState>, body: Bytes) -> Result<Json<Value
     if text.trim().is_empty() {
         return Err(ApiError::bad_request("no SQL statement given"));
     }
-    let statements = runnel_sql::parse(text).map_err(sql_error)?;
+    let statements = runnel_sql::parse(text)?;
     let actions = check(&state, statements).await?;
     let mut results = Vec::new();
     for action in actions {
@@ -94,11 +80,7 @@ async fn submit(State(state): State<AppState>, body: Bytes) -> Result<Json<Value
 /// Checks every statement against the catalog as the earlier statements of the text
 /// would leave it; nothing is created here.
 async fn check(state: &AppState, statements: Vec<Statement>) -> Result<Vec<Action>, ApiError> {
-    let stored = state
-        .sources
-        .list()
-        .await
-        .map_err(|e| ApiError::internal(format!("{e:#}")))?;
+    let stored = state.sources.list().await?;
     let mut sources: HashMap<String, SourceDef> =
         stored.into_iter().map(|s| (s.name.clone(), s)).collect();
     let mut new_jobs: Vec<String> = Vec::new();
@@ -113,7 +95,7 @@ async fn check(state: &AppState, statements: Vec<Statement>) -> Result<Vec<Actio
                 if let Some(existing) = sources.get(&source.name)
                     && existing != &source
                 {
-                    return Err(conflict(format!(
+                    return Err(ApiError::conflict(format!(
                         "source {} already exists with another definition",
                         source.name
                     )));
@@ -124,7 +106,10 @@ async fn check(state: &AppState, statements: Vec<Statement>) -> Result<Vec<Actio
             Statement::CreateSink(sink) => {
                 validate_name("sink", &sink.name)?;
                 if state.jobs.status(&sink.name).is_some() || new_jobs.contains(&sink.name) {
-                    return Err(conflict(format!("sink {} already exists", sink.name)));
+                    return Err(ApiError::conflict(format!(
+                        "sink {} already exists",
+                        sink.name
+                    )));
                 }
                 let (topic, partitions, table) = match &sink.connector {
                     SinkConnector::Log { topic, partitions } => {
@@ -168,42 +153,31 @@ async fn check(state: &AppState, statements: Vec<Statement>) -> Result<Vec<Actio
 /// Refuses a sink whose rows the Iceberg table `table` cannot take (a column type Iceberg
 /// lacks, or an existing table with other columns).
 async fn check_table(state: &AppState, table: &str, plan: &PipelinePlan) -> Result<(), ApiError> {
-    let schema = plan.output_schema().map_err(ApiError::internal)?;
-    let catalog = state
-        .data
-        .iceberg()
-        .await
-        .map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
-    catalog
-        .check_sink(table, &schema)
-        .await
-        .map_err(|e| match e {
-            runnel_runtime::Error::Plan(message) => ApiError::bad_request(message),
-            other => ApiError::internal(other.to_string()),
-        })
+    let schema = plan.output_schema()?;
+    let catalog = state.data.iceberg().await?;
+    Ok(catalog.check_sink(table, &schema).await?)
 }
 
 /// Plans `sink` against the sources declared so far.
 fn plan(sink: &SinkDef, sources: &HashMap<String, SourceDef>) -> Result<PipelinePlan, ApiError> {
     let declared: Vec<SourceDef> = sources.values().cloned().collect();
-    runnel_sql::plan_sink(sink, &declared).map_err(sql_error)
+    Ok(runnel_sql::plan_sink(sink, &declared)?)
 }
 
 async fn run(state: &AppState, action: Action) -> Result<Value, ApiError> {
-    let internal = |e: anyhow::Error| ApiError::internal(format!("{e:#}"));
     Ok(match action {
         Action::CreateSource(source) => {
             state
                 .sources
                 .create(&source)
                 .await
-                .map_err(|e| conflict(format!("{e:#}")))?;
+                .map_err(|e| ApiError::conflict(format!("{e:#}")))?;
             if let SourceConnector::Log { topic, partitions } = &source.connector {
                 state
                     .log
                     .create_topic(topic, *partitions, source.schema())
                     .await
-                    .map_err(|e| conflict(format!("source {}: {e}", source.name)))?;
+                    .map_err(|e| ApiError::from(e).context(format!("source {}", source.name)))?;
             }
             json!({ "statement": "create_source", "name": source.name })
         }
@@ -214,12 +188,12 @@ async fn run(state: &AppState, action: Action) -> Result<Value, ApiError> {
             partitions,
             table,
         } => {
-            let schema = plan.output_schema().map_err(ApiError::internal)?;
+            let schema = plan.output_schema()?;
             state
                 .log
                 .create_topic(&topic, partitions, schema)
                 .await
-                .map_err(|e| conflict(format!("sink {}: {e}", sink.name)))?;
+                .map_err(|e| ApiError::from(e).context(format!("sink {}", sink.name)))?;
             let definition = JobDefinition {
                 version: DEFINITION_VERSION,
                 name: sink.name.clone(),
@@ -231,12 +205,12 @@ async fn run(state: &AppState, action: Action) -> Result<Value, ApiError> {
                     table: table.clone(),
                 }),
             };
-            state.jobs.submit(definition).await.map_err(internal)?;
+            state.jobs.submit(definition).await?;
             json!({ "statement": "create_sink", "name": sink.name, "job": sink.name, "topic": topic, "table": table })
         }
         Action::Explain(plan) => json!({ "statement": "explain", "plan": plan.to_string() }),
         Action::ShowSources => {
-            let sources = state.sources.list().await.map_err(internal)?;
+            let sources = state.sources.list().await?;
             let sources: Vec<Value> = sources
                 .iter()
                 .map(|s| json!({ "name": s.name, "connector": s.connector, "watermark": s.watermark }))
@@ -258,12 +232,7 @@ async fn run(state: &AppState, action: Action) -> Result<Value, ApiError> {
         }
         Action::DropSink { name, if_exists } => {
             let timeout = state.options.shutdown_timeout;
-            match state
-                .jobs
-                .drop_job(&name, timeout)
-                .await
-                .map_err(internal)?
-            {
+            match state.jobs.drop_job(&name, timeout).await? {
                 Some(status) => {
                     json!({ "statement": "drop_sink", "name": name, "state": status.state })
                 }
@@ -282,11 +251,11 @@ fn results_topic(sink: &str) -> String {
 }
 
 fn validate_name(what: &str, name: &str) -> Result<(), ApiError> {
-    runnel_runtime::checkpoint::layout::validate_name(what, name)
-        .map_err(|e| ApiError::bad_request(e.to_string()))
+    Ok(runnel_runtime::checkpoint::layout::validate_name(
+        what, name,
+    )?)
 }
 
 fn validate_topic(name: &str) -> Result<(), ApiError> {
-    runnel_connectors::log::validate_topic_name(name)
-        .map_err(|e| ApiError::bad_request(e.to_string()))
+    Ok(runnel_connectors::log::validate_topic_name(name)?)
 }

@@ -26,23 +26,15 @@ pub fn routes() -> Router<AppState> {
 
 /// Loads table `name` of the embedded catalog: 400 for a bad name, 404 if absent.
 pub async fn load(state: &AppState, name: &str) -> Result<Table, ApiError> {
-    runnel_runtime::checkpoint::layout::validate_name("table", name)
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let catalog = state
-        .data
-        .iceberg()
-        .await
-        .map_err(|e| ApiError::internal(format!("{e:#}")))?;
+    runnel_runtime::checkpoint::layout::validate_name("table", name)?;
+    let catalog = state.data.iceberg().await?;
     let ident = runnel_connectors::iceberg::IcebergCatalog::table_ident(name);
     match catalog.catalog().table_exists(&ident).await {
         Ok(true) => {}
         Ok(false) => return Err(ApiError::not_found(format!("no table named {name:?}"))),
         Err(e) => return Err(ApiError::internal(e)),
     }
-    catalog
-        .load_table(name)
-        .await
-        .map_err(|e| ApiError::internal(format!("{e}")))
+    Ok(catalog.load_table(name).await?)
 }
 
 /// Every row of the table's current snapshot (an empty table: its schema only).
@@ -52,7 +44,7 @@ pub async fn scan(
     let schema = iceberg::arrow::schema_to_arrow_schema(table.metadata().current_schema())
         .map_err(ApiError::internal)?;
     let schema = std::sync::Arc::new(schema);
-    let batches = read_table(table).await.map_err(ApiError::internal)?;
+    let batches = read_table(table).await?;
     let schema = batches.first().map_or(schema, |b| b.schema());
     Ok((schema, batches))
 }
@@ -62,11 +54,11 @@ pub fn ipc_response(
     schema: &arrow::datatypes::SchemaRef,
     batches: &[RecordBatch],
 ) -> Result<Response, ApiError> {
-    let mut writer = StreamWriter::try_new(Vec::new(), schema).map_err(ApiError::internal)?;
+    let mut writer = StreamWriter::try_new(Vec::new(), schema)?;
     for batch in batches {
-        writer.write(batch).map_err(ApiError::internal)?;
+        writer.write(batch)?;
     }
-    let body = writer.into_inner().map_err(ApiError::internal)?;
+    let body = writer.into_inner()?;
     Ok(([(header::CONTENT_TYPE, ARROW_STREAM)], body).into_response())
 }
 

@@ -30,7 +30,6 @@ use axum::routing::post;
 use axum::{Json, Router};
 use bytes::Bytes;
 use runnel_connectors::log::{EmbeddedLog, ProducerSeq, Topic, validate_topic_name};
-use runnel_runtime::Error;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -98,11 +97,7 @@ async fn append(
         .await
         .map_err(ApiError::internal)?
         .map_err(|bad| bad_request(bad.0))?;
-    let sequenced = producer.is_some();
-    let ack = topic
-        .append(partition, &batches, producer)
-        .await
-        .map_err(|e| append_error(e, sequenced))?;
+    let ack = topic.append(partition, &batches, producer).await?;
     Ok(Json(json!({
         "topic": topic.name(),
         "partition": ack.partition,
@@ -118,7 +113,7 @@ async fn append(
 async fn unroutable_topic(uri: Uri) -> ApiError {
     let rest = uri.path().trim_start_matches('/');
     match rest.strip_suffix("/records").map(validate_topic_name) {
-        Some(Err(e)) => bad_request(plan_message(e)),
+        Some(Err(e)) => e.into(),
         _ => ApiError::not_found("no such endpoint"),
     }
 }
@@ -171,12 +166,8 @@ fn producer(headers: &HeaderMap) -> Result<Option<ProducerSeq>, ApiError> {
 
 /// The topic `name`, validated before the log is asked about it.
 async fn open_topic(log: &EmbeddedLog, name: &str) -> Result<Topic, ApiError> {
-    validate_topic_name(name).map_err(|e| bad_request(plan_message(e)))?;
-    log.topic(name).await.map_err(|e| match e {
-        // The name is valid, so the log's only plan error is a topic that is not there.
-        Error::Plan(_) => ApiError::not_found(format!("topic {name:?} does not exist")),
-        other => log_error(other),
-    })
+    validate_topic_name(name)?;
+    Ok(log.topic(name).await?)
 }
 
 fn choose_partition(
@@ -205,44 +196,6 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
         (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
-}
-
-fn append_error(error: Error, sequenced: bool) -> ApiError {
-    match error {
-        // Records were checked before, so a sequenced append refused as bad data was
-        // refused for its sequence number (a gap, or a retry too old to acknowledge).
-        Error::Data(message) if sequenced => ApiError {
-            status: StatusCode::CONFLICT,
-            code: "conflict",
-            message,
-        },
-        other => log_error(other),
-    }
-}
-
-fn log_error(error: Error) -> ApiError {
-    match error {
-        Error::Plan(message) | Error::Data(message) => bad_request(message),
-        external @ Error::External { .. } => {
-            tracing::warn!("log unavailable: {external}");
-            ApiError {
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                code: "unavailable",
-                message: external.to_string(),
-            }
-        }
-        other => {
-            tracing::error!("append failed: {other}");
-            ApiError::internal(other)
-        }
-    }
-}
-
-fn plan_message(error: Error) -> String {
-    match error {
-        Error::Plan(message) => message,
-        other => other.to_string(),
-    }
 }
 
 fn bad_request(message: impl Into<String>) -> ApiError {

@@ -89,7 +89,7 @@ pub(crate) async fn create(
         Some(existing) => {
             let existing = decode_schema(existing, name)?;
             if existing.fields() != schema.fields() {
-                return Err(Error::Plan(format!(
+                return Err(Error::Conflict(format!(
                     "topic {name} already exists with schema {existing}, not {schema}"
                 )));
             }
@@ -105,7 +105,7 @@ pub(crate) async fn create(
     if let Some(existing) = put_once(store, &topic_path, json.into(), name).await? {
         let existing = parse_topic_file(&existing, name)?;
         if existing.partitions != partitions {
-            return Err(Error::Plan(format!(
+            return Err(Error::Conflict(format!(
                 "topic {name} already exists with {} partitions, not {partitions}",
                 existing.partitions
             )));

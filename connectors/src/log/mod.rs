@@ -150,7 +150,7 @@ impl EmbeddedLog {
         validate_topic_name(name)?;
         if let Some(topic) = self.cached(name) {
             if topic.partitions() != partitions || topic.schema().fields() != schema.fields() {
-                return Err(Error::Plan(format!(
+                return Err(Error::Conflict(format!(
                     "topic {name} already exists with {} partitions and schema {}",
                     topic.partitions(),
                     topic.schema()
@@ -173,7 +173,7 @@ impl EmbeddedLog {
         let dir = names::topic_dir(&self.inner.root, name);
         match metadata::load(self.inner.store.as_ref(), &dir, name).await? {
             Some((partitions, schema)) => Ok(self.handle(name, schema, partitions)),
-            None => Err(Error::Plan(format!("topic {name} does not exist"))),
+            None => Err(Error::NotFound(format!("topic {name} does not exist"))),
         }
     }
 

@@ -211,14 +211,14 @@ impl Partition {
                         return Ok(self.ack(base, next, true));
                     }
                     SeqDecision::TooOld { last_seq } => {
-                        return Err(Error::Data(format!(
+                        return Err(Error::Conflict(format!(
                             "producer {} sent sequence number {} to {} but is at {last_seq}; \
                              it is too old to acknowledge again",
                             p.producer_id, p.seq, self.label
                         )));
                     }
                     SeqDecision::Gap { last_seq } => {
-                        return Err(Error::Data(format!(
+                        return Err(Error::Conflict(format!(
                             "producer {} sent sequence number {} to {} after {last_seq}: \
                              sequence gap",
                             p.producer_id, p.seq, self.label

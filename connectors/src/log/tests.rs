@@ -96,7 +96,10 @@ async fn sequence_gaps_and_too_old_retries_are_refused() {
         let p = |seq| Some(ProducerSeq::new("p", seq));
         topic.append(0, &[batch(0..1)], p(10)).await.unwrap();
         let gap = topic.append(0, &[batch(1..2)], p(12)).await.unwrap_err();
-        assert!(matches!(&gap, Error::Data(m) if m.contains("gap")), "{gap}");
+        assert!(
+            matches!(&gap, Error::Conflict(m) if m.contains("gap")),
+            "{gap}"
+        );
         for seq in 11..=17 {
             let i = seq - 10;
             topic
@@ -105,7 +108,7 @@ async fn sequence_gaps_and_too_old_retries_are_refused() {
                 .unwrap();
         }
         let old = topic.append(0, &[batch(0..1)], p(12)).await.unwrap_err();
-        assert!(matches!(old, Error::Data(_)), "{old}");
+        assert!(matches!(old, Error::Conflict(_)), "{old}");
         let dup = topic.append(0, &[batch(0..1)], p(13)).await.unwrap();
         assert_eq!((dup.base_offset, dup.duplicate), (3, true));
         assert_eq!(read_all(&topic, 0).await, (0..8).collect::<Vec<_>>());
@@ -232,7 +235,10 @@ async fn bad_topic_names_are_refused_before_touching_storage() {
         let objects: Vec<_> = s.store.list(None).try_collect().await.unwrap();
         assert!(objects.is_empty(), "{objects:?}");
         assert!(log.list_topics().await.unwrap().is_empty());
-        assert!(matches!(log.topic("missing").await, Err(Error::Plan(_))));
+        assert!(matches!(
+            log.topic("missing").await,
+            Err(Error::NotFound(_))
+        ));
     }
 }
 
@@ -247,10 +253,10 @@ async fn create_topic_is_idempotent_and_refuses_other_definitions() {
         assert_eq!((again.partitions(), again.schema()), (3, topic.schema()));
         for other in [s.log(), log.clone()] {
             let err = other.create_topic("b", 4, schema()).await.unwrap_err();
-            assert!(matches!(err, Error::Plan(_)), "{err}");
+            assert!(matches!(err, Error::Conflict(_)), "{err}");
             let narrow = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
             let err = other.create_topic("b", 3, narrow).await.unwrap_err();
-            assert!(matches!(err, Error::Plan(_)), "{err}");
+            assert!(matches!(err, Error::Conflict(_)), "{err}");
         }
         assert!(matches!(
             log.create_topic("z", 0, schema()).await,
