@@ -4,7 +4,8 @@
 //! that a Rust user depends on one crate:
 //! - [`runtime`]: dataflow graph, subtasks, channels, watermarks, the operator API;
 //! - [`operators`]: project/filter, windows, top-K, trending;
-//! - [`connectors`]: embedded log, Nexmark generator, in-process result sinks.
+//! - [`connectors`]: embedded log, Nexmark generator, Iceberg sink, in-process result sinks;
+//! - [`sql`]: SQL text to a planned pipeline and to a dataflow.
 
 // Tests may read the machine's clock; the library takes it injected (clippy.toml).
 #![cfg_attr(test, allow(clippy::disallowed_methods, clippy::disallowed_types))]
@@ -14,6 +15,7 @@
 pub use runnel_connectors as connectors;
 pub use runnel_operators as operators;
 pub use runnel_runtime as runtime;
+pub use runnel_sql as sql;
 
 pub mod client;
 pub mod data;

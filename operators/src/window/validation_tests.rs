@@ -191,3 +191,45 @@ fn bad_records_are_data_errors() {
     let err = op.on_batch(0, huge, &mut out).unwrap_err();
     assert!(matches!(err, Error::Data(_)), "{err}");
 }
+
+#[test]
+fn window_kinds_serialize_as_stored_sql_plans_name_them() {
+    let ms = Duration::from_millis;
+    let cases = [
+        (
+            WindowKind::Tumbling { size: ms(10_000) },
+            r#"{"kind":"tumble","size_ms":10000}"#,
+        ),
+        (
+            WindowKind::Hopping {
+                size: ms(10_000),
+                slide: ms(2_000),
+            },
+            r#"{"kind":"hop","size_ms":10000,"slide_ms":2000}"#,
+        ),
+        (
+            WindowKind::Session { gap: ms(500) },
+            r#"{"kind":"session","gap_ms":500}"#,
+        ),
+        (
+            WindowKind::Cumulative {
+                step: ms(60_000),
+                max_size: ms(3_600_000),
+            },
+            r#"{"kind":"cumulate","step_ms":60000,"max_size_ms":3600000}"#,
+        ),
+    ];
+    for (kind, json) in cases {
+        assert_eq!(serde_json::to_string(&kind).unwrap(), json);
+        assert_eq!(serde_json::from_str::<WindowKind>(json).unwrap(), kind);
+    }
+    // Definitions stored before the window type was shared list the slide first.
+    let stored = r#"{"kind":"hop","slide_ms":2000,"size_ms":10000}"#;
+    assert_eq!(
+        serde_json::from_str::<WindowKind>(stored).unwrap(),
+        WindowKind::Hopping {
+            size: ms(10_000),
+            slide: ms(2_000),
+        }
+    );
+}

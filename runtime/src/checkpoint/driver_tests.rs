@@ -208,6 +208,15 @@ async fn crash_point_table() {
                 Start("d", Some((2, 3)), 4),
             ],
         ),
+    ];
+    for (name, steps) in table {
+        run(name, steps).await;
+    }
+}
+
+#[tokio::test]
+async fn zombie_table() {
+    let table: &[(&str, &[Step])] = &[
         (
             "a zombie is fenced on its next commit; its successor's epoch wins",
             &[

@@ -24,24 +24,29 @@
 //! passed through unchanged, so `PutMode::Create` semantics are preserved.
 
 use std::fmt;
-use std::future::Future;
 use std::ops::Range;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::stream::{self, BoxStream, StreamExt};
+use futures::stream::{BoxStream, StreamExt};
 use object_store::path::Path;
 use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, UploadPart,
+    PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions,
 };
 
 use super::config::{FaultConfig, OpKind};
 use super::crash::{CrashPoint, CrashReport};
-use super::injector::{FaultController, FaultStats, InjectedError, InjectedFault, Injector};
+use super::injector::{FaultController, FaultStats, InjectedFault, Injector};
 use super::layer::{Layered, StoreLayer};
 use crate::Result;
+
+mod apply;
+mod upload;
+
+use apply::{faulty_stream, injected, prefix_name, run, truncate};
+use upload::FaultyUpload;
 
 /// An `ObjectStore` that forwards every call to `inner`, injecting faults drawn from a
 /// seeded RNG according to a [`FaultConfig`]. Deterministic for a given seed and order
@@ -108,96 +113,6 @@ impl FaultLayer {
     pub fn crash(&self) -> Option<CrashReport> {
         self.controller().crash()
     }
-
-    /// Applies the fault decided for one stream-returning call to the whole stream.
-    fn faulty_stream<T: Send + 'static>(
-        fault: Option<InjectedFault>,
-        op: OpKind,
-        location: String,
-        make: impl FnOnce() -> BoxStream<'static, object_store::Result<T>>,
-    ) -> BoxStream<'static, object_store::Result<T>> {
-        match fault {
-            None | Some(InjectedFault::TruncateWrite { .. }) => make(),
-            Some(InjectedFault::Latency(delay)) => {
-                let inner = make();
-                stream::once(async move {
-                    tokio::time::sleep(delay).await;
-                    inner
-                })
-                .flatten()
-                .boxed()
-            }
-            Some(fault @ (InjectedFault::FailBefore | InjectedFault::Down)) => {
-                let err = injected(op, location, fault);
-                stream::once(async move { Err(err) }).boxed()
-            }
-            Some(fault @ (InjectedFault::ApplyThenTimeout | InjectedFault::Crash)) => {
-                let inner = make();
-                let err = injected(op, location, fault);
-                stream::once(async move {
-                    inner.for_each(|_| async {}).await;
-                    Err(err)
-                })
-                .boxed()
-            }
-        }
-    }
-}
-
-/// Runs `work` (one call on the inner store) under the fault decided for it.
-async fn run<T, F, Fut>(
-    injector: &Injector,
-    op: OpKind,
-    location: impl Fn() -> String,
-    work: F,
-) -> object_store::Result<T>
-where
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = object_store::Result<T>>,
-{
-    match injector.decide(op, &location, None) {
-        None | Some(InjectedFault::TruncateWrite { .. }) => work().await,
-        Some(InjectedFault::Latency(delay)) => {
-            tokio::time::sleep(delay).await;
-            work().await
-        }
-        Some(fault @ (InjectedFault::FailBefore | InjectedFault::Down)) => {
-            Err(injected(op, location(), fault))
-        }
-        Some(fault @ (InjectedFault::ApplyThenTimeout | InjectedFault::Crash)) => {
-            // The outcome, success or not, is the response that gets lost.
-            let _lost = work().await;
-            Err(injected(op, location(), fault))
-        }
-    }
-}
-
-fn injected(op: OpKind, location: String, fault: InjectedFault) -> object_store::Error {
-    InjectedError {
-        op,
-        location,
-        fault,
-    }
-    .into_object_store_error()
-}
-
-fn prefix_name(prefix: Option<&Path>) -> String {
-    prefix.map(Path::to_string).unwrap_or_default()
-}
-
-/// The first `kept` bytes of `payload`, sharing its buffers.
-fn truncate(payload: &PutPayload, kept: usize) -> PutPayload {
-    let mut left = kept;
-    let mut chunks = Vec::new();
-    for chunk in payload.iter() {
-        if left == 0 {
-            break;
-        }
-        let n = left.min(chunk.len());
-        chunks.push(chunk.slice(..n));
-        left -= n;
-    }
-    chunks.into_iter().collect()
 }
 
 #[async_trait]
@@ -319,7 +234,7 @@ impl StoreLayer for FaultLayer {
                 }
             })
             .boxed();
-        let deleted = Self::faulty_stream(fault, op, String::new(), || {
+        let deleted = faulty_stream(fault, op, String::new(), || {
             self.inner.delete_stream(locations)
         });
         // ...and once the store is down, no deletion is reported any more.
@@ -337,7 +252,7 @@ impl StoreLayer for FaultLayer {
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
         let (op, location) = (OpKind::List, prefix_name(prefix));
         let fault = self.injector.decide(op, || location.clone(), None);
-        Self::faulty_stream(fault, op, location, || self.inner.list(prefix))
+        faulty_stream(fault, op, location, || self.inner.list(prefix))
     }
 
     fn list_with_offset(
@@ -347,7 +262,7 @@ impl StoreLayer for FaultLayer {
     ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
         let (op, location) = (OpKind::List, prefix_name(prefix));
         let fault = self.injector.decide(op, || location.clone(), None);
-        Self::faulty_stream(fault, op, location, || {
+        faulty_stream(fault, op, location, || {
             self.inner.list_with_offset(prefix, offset)
         })
     }
@@ -402,37 +317,5 @@ impl fmt::Debug for FaultLayer {
             .field("config", &self.config())
             .field("stats", &self.stats())
             .finish()
-    }
-}
-
-/// A multipart upload whose `complete()` is subject to `Put` faults (fail-before or
-/// apply-then-timeout; truncation does not apply to multipart uploads).
-#[derive(Debug)]
-struct FaultyUpload {
-    inner: Box<dyn MultipartUpload>,
-    injector: Arc<Injector>,
-    location: Path,
-}
-
-#[async_trait]
-impl MultipartUpload for FaultyUpload {
-    fn put_part(&mut self, data: PutPayload) -> UploadPart {
-        self.inner.put_part(data)
-    }
-
-    async fn complete(&mut self) -> object_store::Result<PutResult> {
-        let location = &self.location;
-        let inner = &mut self.inner;
-        run(
-            &self.injector,
-            OpKind::Put,
-            || location.to_string(),
-            || inner.complete(),
-        )
-        .await
-    }
-
-    async fn abort(&mut self) -> object_store::Result<()> {
-        self.inner.abort().await
     }
 }

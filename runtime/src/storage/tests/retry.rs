@@ -129,23 +129,7 @@ async fn random_workload(inner: Arc<dyn ObjectStore>, seed: u64) {
             }
         }
     }
-    let mut contents = BTreeMap::new();
-    for location in sorted_locations(inner.list(None)).await {
-        let bytes = read(inner.as_ref(), &Path::from(location.as_str()))
-            .await
-            .unwrap();
-        contents.insert(location, bytes);
-    }
-    assert_eq!(contents, oracle);
-    let (retries, faults) = (store.stats(), faulty.stats());
-    // Every injected failure cost exactly one retry, every attempt one faulty call.
-    assert_eq!(retries.gave_up, 0, "{retries:?}");
-    assert_eq!(retries.retries, faults.failures(), "{retries:?} {faults:?}");
-    assert_eq!(retries.attempts, faults.calls, "{retries:?} {faults:?}");
-    assert!(
-        faults.fail_before > 20 && faults.apply_then_timeout > 20,
-        "{faults:?}"
-    );
+    assert_outcome(inner.as_ref(), &oracle, &store, &faulty).await;
     assert!(
         lost_creates > 0 && deleted > 0,
         "the workload must hit the lost-create case"
@@ -267,5 +251,29 @@ async fn gives_up_after_max_attempts() {
             retries: 0,
             gave_up: 1
         }
+    );
+}
+
+/// The inner store holds exactly the model's objects, and every injected failure cost
+/// exactly one retry (every attempt one faulty call).
+async fn assert_outcome(
+    inner: &dyn ObjectStore,
+    oracle: &BTreeMap<String, Bytes>,
+    store: &RetryingStore,
+    faulty: &FaultyStore,
+) {
+    let mut contents = BTreeMap::new();
+    for location in sorted_locations(inner.list(None)).await {
+        let bytes = read(inner, &Path::from(location.as_str())).await.unwrap();
+        contents.insert(location, bytes);
+    }
+    assert_eq!(&contents, oracle);
+    let (retries, faults) = (store.stats(), faulty.stats());
+    assert_eq!(retries.gave_up, 0, "{retries:?}");
+    assert_eq!(retries.retries, faults.failures(), "{retries:?} {faults:?}");
+    assert_eq!(retries.attempts, faults.calls, "{retries:?} {faults:?}");
+    assert!(
+        faults.fail_before > 20 && faults.apply_then_timeout > 20,
+        "{faults:?}"
     );
 }

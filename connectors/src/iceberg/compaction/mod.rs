@@ -31,25 +31,25 @@
 use std::collections::{HashMap, HashSet};
 use std::num::NonZeroUsize;
 
-use arrow::record_batch::RecordBatch;
-use iceberg::io::FileIO;
 use iceberg::spec::{
-    DataContentType, DataFile, DataFileFormat, FormatVersion, MAIN_BRANCH, ManifestContentType,
-    ManifestEntryRef, ManifestFile, ManifestListWriter, ManifestStatus, ManifestWriter,
-    ManifestWriterBuilder, Operation, Snapshot, SnapshotRef, SnapshotReference, SnapshotRetention,
+    DataContentType, DataFile, DataFileFormat, FormatVersion, MAIN_BRANCH, ManifestEntryRef,
+    ManifestFile, ManifestStatus, Operation, Snapshot, SnapshotReference, SnapshotRetention,
     Summary, TableMetadata,
 };
 use iceberg::table::Table;
 use iceberg::{TableRequirement, TableUpdate};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use runnel_runtime::{Ambient, Error, Result};
+use runnel_runtime::{Ambient, Result};
 
 use super::catalog::IcebergCatalog;
 use super::commit::{EPOCH_PROPERTY, SINK_ID_PROPERTY, last_committed_epoch};
-use super::iceberg_error;
 use super::raw_commit::{RawCommit, commit_raw};
-use super::schema::Conformer;
-use super::writer::write_data_files;
+
+mod manifests;
+mod rewrite;
+
+pub use manifests::live_data_files;
+use manifests::manifests_with_entries;
+use rewrite::Rewrite;
 
 /// Snapshot summary property of a compaction: the newest epoch of the sink whose rows
 /// the table held when it was planned.
@@ -158,7 +158,8 @@ pub async fn compact(
     compact_table(catalog, &table, table_name, sink_id, policy).await
 }
 
-/// [`compact`] of `table` as loaded.
+/// [`compact`] of `table` as loaded: choose the files, write their rows anew, write the
+/// manifests and manifest list of a `replace` snapshot, and swap it in.
 async fn compact_table(
     catalog: &IcebergCatalog,
     table: &Table,
@@ -178,108 +179,33 @@ async fn compact_table(
     ) else {
         return Ok(None);
     };
-    let error = || iceberg_error(format!("compacting Iceberg table {table_name}"));
-    let file_io = table.file_io();
     let loaded = manifests_with_entries(table, current).await?;
     let chosen = choose(&loaded, sink_id, policy);
     if chosen.len() < 2 {
         return Ok(None);
     }
-
-    let conformer = Conformer::new(metadata.current_schema())?;
-    let mut batches = Vec::new();
-    let mut rows = 0;
-    for path in &chosen {
-        for batch in read_parquet(file_io, path).await? {
-            rows += batch.num_rows() as u64;
-            batches.push(conformer.conform(&batch)?);
-        }
-    }
     let snapshot_id = new_snapshot_id(metadata, catalog.ambient());
-    let sequence = metadata.next_sequence_number();
     let token = catalog.ambient().rng.next_u64();
-    let prefix = format!("{sink_id}-compacted-{snapshot_id}-{token:016x}");
-    let added = write_data_files(table, table_name, prefix.clone(), &batches).await?;
-    let files_added = added.len();
-
-    let manifest_path = |n: usize| {
-        format!(
-            "{}/metadata/{prefix}-m{n}.{}",
-            metadata.location(),
-            DataFileFormat::Avro
-        )
-    };
-    let mut new_manifests: Vec<ManifestFile> = Vec::new();
-    let mut writer = manifest_writer(table, manifest_path(0), snapshot_id)?;
-    let mut added_records = 0;
-    for file in added {
-        added_records += file.record_count();
-        writer.add_file(file, sequence).map_err(error())?;
-    }
-    new_manifests.push(writer.write_manifest_file().await.map_err(error())?);
-    let mut removed = 0;
-    for (n, (manifest, entries)) in loaded.into_iter().enumerate() {
-        if !entries.iter().any(|e| chosen.contains(e.file_path())) {
-            new_manifests.push(manifest);
-            continue;
-        }
-        let mut writer = manifest_writer(table, manifest_path(n + 1), snapshot_id)?;
-        for entry in entries.iter().filter(|e| e.is_alive()) {
-            let file = entry.data_file().clone();
-            let (Some(data_sequence), Some(added_by)) = (entry.sequence_number, entry.snapshot_id)
-            else {
-                return Err(Error::Internal(format!(
-                    "Iceberg table {table_name}: a committed manifest entry without its \
-                     sequence number or snapshot"
-                )));
-            };
-            if chosen.contains(entry.file_path()) {
-                removed += 1;
-                writer
-                    .add_delete_file(file, data_sequence, entry.file_sequence_number)
-                    .map_err(error())?;
-            } else {
-                writer
-                    .add_existing_file(file, added_by, data_sequence, entry.file_sequence_number)
-                    .map_err(error())?;
-            }
-        }
-        new_manifests.push(writer.write_manifest_file().await.map_err(error())?);
-    }
-    if added_records != rows {
-        return Err(Error::Internal(format!(
-            "Iceberg table {table_name}: compaction read {rows} rows but wrote {added_records}"
-        )));
-    }
-
-    let list_path = format!(
-        "{}/metadata/snap-{snapshot_id}-0-{prefix}.{}",
-        metadata.location(),
-        DataFileFormat::Avro
-    );
-    let list_output = file_io
-        .new_output(list_path.clone())
-        .map_err(error())?
-        .writer()
-        .await
-        .map_err(error())?;
-    let mut list = ManifestListWriter::v2(
-        list_output,
+    let rewrite = Rewrite {
+        table,
+        table_name,
         snapshot_id,
-        Some(current.snapshot_id()),
-        sequence,
-    );
-    list.add_manifests(new_manifests.into_iter())
-        .map_err(error())?;
-    list.close().await.map_err(error())?;
-
+        sequence: metadata.next_sequence_number(),
+        prefix: format!("{sink_id}-compacted-{snapshot_id}-{token:016x}"),
+    };
+    let (added, rows) = rewrite.data_files(&chosen).await?;
+    let files_added = added.len();
+    let (manifests, files_removed) = rewrite.manifests(added, loaded, &chosen, rows).await?;
+    let manifest_list = rewrite
+        .manifest_list(manifests, current.snapshot_id())
+        .await?;
     let summary = Summary {
         operation: Operation::Replace,
         additional_properties: HashMap::from([
             (SINK_ID_PROPERTY.to_string(), sink_id.to_string()),
             (COMPACTED_EPOCH_PROPERTY.to_string(), epoch.to_string()),
             ("added-data-files".to_string(), files_added.to_string()),
-            ("deleted-data-files".to_string(), removed.to_string()),
+            ("deleted-data-files".to_string(), files_removed.to_string()),
             ("added-records".to_string(), rows.to_string()),
             ("deleted-records".to_string(), rows.to_string()),
         ]),
@@ -287,15 +213,35 @@ async fn compact_table(
     let snapshot = Snapshot::builder()
         .with_snapshot_id(snapshot_id)
         .with_parent_snapshot_id(Some(current.snapshot_id()))
-        .with_sequence_number(sequence)
+        .with_sequence_number(rewrite.sequence)
         .with_timestamp_ms(catalog.ambient().clock.now_millis())
-        .with_manifest_list(list_path)
+        .with_manifest_list(manifest_list)
         .with_summary(summary)
         .with_schema_id(metadata.current_schema_id())
         .build();
+    if !swap_in(catalog, table_name, current.snapshot_id(), snapshot).await? {
+        return Ok(None);
+    }
+    Ok(Some(Compacted {
+        snapshot_id,
+        files_removed,
+        files_added,
+        rows,
+    }))
+}
+
+/// Makes `snapshot` the head of the main branch if it is still `parent`; false if
+/// another commit came first (nothing changed then).
+async fn swap_in(
+    catalog: &IcebergCatalog,
+    table_name: &str,
+    parent: i64,
+    snapshot: Snapshot,
+) -> Result<bool> {
+    let snapshot_id = snapshot.snapshot_id();
     let requirements = vec![TableRequirement::RefSnapshotIdMatch {
         r#ref: MAIN_BRANCH.to_string(),
-        snapshot_id: Some(current.snapshot_id()),
+        snapshot_id: Some(parent),
     }];
     let updates = vec![
         TableUpdate::AddSnapshot { snapshot },
@@ -308,20 +254,17 @@ async fn compact_table(
         },
     ];
     let ident = IcebergCatalog::table_ident(table_name);
-    if let RawCommit::Conflict(reason) = commit_raw(catalog, &ident, requirements, updates).await? {
-        tracing::debug!(
-            table_name,
-            reason,
-            "compaction lost the race to another commit"
-        );
-        return Ok(None);
+    match commit_raw(catalog, &ident, requirements, updates).await? {
+        RawCommit::Conflict(reason) => {
+            tracing::debug!(
+                table_name,
+                reason,
+                "compaction lost the race to another commit"
+            );
+            Ok(false)
+        }
+        _ => Ok(true),
     }
-    Ok(Some(Compacted {
-        snapshot_id,
-        files_removed: removed,
-        files_added,
-        rows,
-    }))
 }
 
 /// The paths of the live files to rewrite: data files `sink_id` wrote (their names start
@@ -370,37 +313,6 @@ fn file_name(file: &DataFile) -> &str {
     file.file_path().rsplit('/').next().unwrap_or_default()
 }
 
-fn manifest_writer(table: &Table, path: String, snapshot_id: i64) -> Result<ManifestWriter> {
-    let metadata = table.metadata();
-    let output = table
-        .file_io()
-        .new_output(path)
-        .map_err(iceberg_error("writing an Iceberg manifest"))?;
-    Ok(ManifestWriterBuilder::new(
-        output,
-        Some(snapshot_id),
-        metadata.current_schema().clone(),
-        metadata.default_partition_spec().as_ref().clone(),
-    )
-    .build_v2_data())
-}
-
-/// Every row of a Parquet data file.
-async fn read_parquet(file_io: &FileIO, path: &str) -> Result<Vec<RecordBatch>> {
-    let bytes = file_io
-        .new_input(path)
-        .map_err(iceberg_error(format!("opening {path}")))?
-        .read()
-        .await
-        .map_err(iceberg_error(format!("reading {path}")))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .and_then(|b| b.build())
-        .map_err(|e| Error::external(format!("reading {path}"), e))?;
-    reader
-        .map(|batch| batch.map_err(|e| Error::external(format!("reading {path}"), e)))
-        .collect()
-}
-
 /// A positive snapshot id the table does not have yet.
 fn new_snapshot_id(metadata: &TableMetadata, ambient: &Ambient) -> i64 {
     loop {
@@ -409,47 +321,4 @@ fn new_snapshot_id(metadata: &TableMetadata, ambient: &Ambient) -> i64 {
             return id;
         }
     }
-}
-
-/// The manifests of `snapshot`, each with its entries (none for delete manifests, which
-/// the sink never writes and compaction keeps as they are).
-async fn manifests_with_entries(
-    table: &Table,
-    snapshot: &SnapshotRef,
-) -> Result<Vec<(ManifestFile, Vec<ManifestEntryRef>)>> {
-    let error = || iceberg_error("reading Iceberg manifests");
-    let list = table
-        .manifest_list_reader(snapshot)
-        .load()
-        .await
-        .map_err(error())?;
-    let manifests: Vec<ManifestFile> = list.entries().to_vec();
-    let mut loaded = Vec::with_capacity(manifests.len());
-    for manifest in manifests {
-        let entries = match manifest.content {
-            ManifestContentType::Data => manifest
-                .load_manifest(table.file_io())
-                .await
-                .map_err(error())?
-                .entries()
-                .to_vec(),
-            ManifestContentType::Deletes => Vec::new(),
-        };
-        loaded.push((manifest, entries));
-    }
-    Ok(loaded)
-}
-
-/// Data files of `table`'s current snapshot, for tests and figures.
-pub async fn live_data_files(table: &Table) -> Result<Vec<DataFile>> {
-    let Some(current) = table.metadata().current_snapshot() else {
-        return Ok(Vec::new());
-    };
-    let manifests = manifests_with_entries(table, current).await?;
-    Ok(manifests
-        .iter()
-        .flat_map(|(_, entries)| entries)
-        .filter(|e| e.is_alive())
-        .map(|e| e.data_file().clone())
-        .collect())
 }
