@@ -76,11 +76,13 @@ pub struct Node {
 }
 
 impl Node {
-    /// Schema of the rows leaving `port`: late rows have the schema of the first input.
-    pub fn port_schema(&self, port: Port) -> &SchemaRef {
-        match port {
-            Port::Main => &self.schema,
-            Port::Late => self.input_schemas.first().unwrap_or(&self.schema),
+    /// Schema of the rows leaving `port`: late rows have the schema of the first input;
+    /// a source's are the records it rejected ([`crate::source::rejected_schema`]).
+    pub fn port_schema(&self, port: Port) -> SchemaRef {
+        match (port, &self.kind) {
+            (Port::Main, _) => self.schema.clone(),
+            (Port::Late, NodeKind::Source { .. }) => crate::source::rejected_schema(),
+            (Port::Late, _) => self.input_schemas.first().unwrap_or(&self.schema).clone(),
         }
     }
 }

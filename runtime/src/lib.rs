@@ -38,5 +38,5 @@ pub use message::{Epoch, Message, Millis, WATERMARK_END, WATERMARK_START};
 pub use metrics::{CheckpointMetrics, JobMetrics, NodeMetrics, SubtaskMetrics};
 pub use operator::{Operator, OperatorContext, OperatorFactory, Output};
 pub use sink::{PreCommit, Sink, SinkWriter, Staged};
-pub use source::{Source, SourcePoll, SourceReader};
+pub use source::{Assignment, Source, SourcePoll, SourceReader, rejected_schema};
 pub use watermark::{PartitionWatermarks, WatermarkStatus, WatermarkStrategy};

@@ -17,6 +17,8 @@ pub struct SubtaskMetrics {
     pub rows_out: AtomicU64,
     /// Input rows that arrived behind the watermark and were not used.
     pub late_rows: AtomicU64,
+    /// Records a source could not use and skipped (bad format, missing event time).
+    pub rejected_rows: AtomicU64,
     /// The subtask's current input watermark.
     pub watermark: AtomicI64,
 }
@@ -27,6 +29,7 @@ impl Default for SubtaskMetrics {
             rows_in: AtomicU64::new(0),
             rows_out: AtomicU64::new(0),
             late_rows: AtomicU64::new(0),
+            rejected_rows: AtomicU64::new(0),
             watermark: AtomicI64::new(WATERMARK_START),
         }
     }
@@ -60,6 +63,11 @@ impl NodeMetrics {
     /// Late rows of all subtasks.
     pub fn late_rows(&self) -> u64 {
         self.sum(|s| &s.late_rows)
+    }
+
+    /// Records the node's source subtasks skipped as unusable.
+    pub fn rejected_rows(&self) -> u64 {
+        self.sum(|s| &s.rejected_rows)
     }
 
     /// The smallest watermark over the subtasks.

@@ -90,15 +90,27 @@ impl PartitionWatermarks {
     }
 
     /// Records that `partition` delivered rows whose largest event time is `max_event_time`.
+    /// A partition the tracker did not know (one the source gained while running) joins
+    /// it: from now on it holds the watermark back like the others.
     pub fn observe(&mut self, partition: u32, max_event_time: Millis, now: Millis) {
-        if let Some(p) = self
+        let index = match self
             .partitions
-            .iter_mut()
-            .find(|p| p.partition == partition)
+            .iter()
+            .position(|p| p.partition == partition)
         {
-            p.max_event_time = p.max_event_time.max(max_event_time);
-            p.last_data_at = now;
-        }
+            Some(index) => index,
+            None => {
+                self.partitions.push(PartitionState {
+                    partition,
+                    max_event_time: WATERMARK_START,
+                    last_data_at: now,
+                });
+                self.partitions.len() - 1
+            }
+        };
+        let p = &mut self.partitions[index];
+        p.max_event_time = p.max_event_time.max(max_event_time);
+        p.last_data_at = now;
     }
 
     /// The subtask's watermark status at processing time `now`.
@@ -146,5 +158,16 @@ mod tests {
         assert_eq!(w.status(70), WatermarkStatus::Idle);
         w.observe(1, 2_000, 80);
         assert_eq!(w.status(80), WatermarkStatus::Active(1_900));
+    }
+
+    #[test]
+    fn partition_gained_while_running_joins_the_minimum() {
+        let mut w = PartitionWatermarks::new(&strategy(None), &[0], 0);
+        w.observe(0, 1_000, 0);
+        assert_eq!(w.status(0), WatermarkStatus::Active(900));
+        w.observe(4, 600, 5);
+        assert_eq!(w.status(5), WatermarkStatus::Active(500));
+        w.observe(4, 2_000, 6);
+        assert_eq!(w.status(6), WatermarkStatus::Active(900));
     }
 }

@@ -60,6 +60,7 @@ pub fn describe(status: &JobStatus) -> Value {
                         "rows_in_per_second": rate.map(|r| r.rows_in_per_second),
                         "rows_out_per_second": rate.map(|r| r.rows_out_per_second),
                         "late_rows": n.late_rows(),
+                        "rejected_rows": n.rejected_rows(),
                         "watermark": watermark(n.watermark()),
                     })
                 })

@@ -71,6 +71,11 @@ pub fn render(jobs: &[JobStatus], now: i64) -> String {
         "Rows that arrived behind the watermark.",
         "counter",
     );
+    let mut rejected = family(
+        "runnel_operator_rejected_rows_total",
+        "Records a source skipped as unusable (bad format, missing event time); 0 elsewhere.",
+        "counter",
+    );
     let mut lag = family(
         "runnel_operator_watermark_lag_seconds",
         "Wall-clock time minus the operator's watermark.",
@@ -118,6 +123,9 @@ pub fn render(jobs: &[JobStatus], now: i64) -> String {
                 .samples
                 .push((labels.clone(), node.rows_out() as f64));
             late.samples.push((labels.clone(), node.late_rows() as f64));
+            rejected
+                .samples
+                .push((labels.clone(), node.rejected_rows() as f64));
             let watermark = node.watermark();
             if watermark != WATERMARK_START {
                 let seconds = (now.saturating_sub(watermark)) as f64 / 1000.0;
@@ -154,6 +162,7 @@ pub fn render(jobs: &[JobStatus], now: i64) -> String {
         rows_in,
         rows_out,
         late,
+        rejected,
         lag,
         checkpoints,
         duration,

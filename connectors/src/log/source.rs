@@ -250,6 +250,7 @@ mod tests {
                 }
                 SourcePoll::End => return (order, rows),
                 SourcePoll::Idle => panic!("a bounded reader is never idle"),
+                SourcePoll::Rejected { .. } => panic!("the log never rejects a record"),
             }
         }
     }

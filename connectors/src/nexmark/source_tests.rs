@@ -42,6 +42,7 @@ async fn drain(reader: &mut dyn SourceReader) -> Vec<(u32, RecordBatch)> {
             SourcePoll::Batch { partition, batch } => out.push((partition, batch)),
             SourcePoll::Idle => {}
             SourcePoll::End => return out,
+            SourcePoll::Rejected { .. } => panic!("generated records are never rejected"),
         }
     }
 }
@@ -140,6 +141,7 @@ async fn rate_limit_paces_the_source_in_processing_time() {
             }
             SourcePoll::Idle => panic!("a due batch was reported as idle"),
             SourcePoll::End => break,
+            SourcePoll::Rejected { .. } => panic!("generated records are never rejected"),
         }
     }
     assert_eq!(rows, 2_000);
@@ -170,7 +172,7 @@ async fn slow_rate_reports_idle_between_rows() {
                 assert_eq!(batch.num_rows(), 1);
                 break;
             }
-            SourcePoll::End => panic!("unbounded"),
+            SourcePoll::End | SourcePoll::Rejected { .. } => panic!("unbounded and valid"),
         }
     }
     assert_eq!(idle, 4);

@@ -21,7 +21,7 @@ use crate::error::Result;
 use crate::graph::{JobGraph, Node, NodeId, NodeKind};
 use crate::metrics::JobMetrics;
 use crate::operator::{OperatorContext, OperatorFactory};
-use crate::source::Source;
+use crate::source::{Assignment, Source};
 use crate::watermark::WatermarkStrategy;
 
 /// The running subtasks of a job, as they are started.
@@ -122,16 +122,14 @@ impl<'a> Launch<'a> {
         strategy: &WatermarkStrategy,
         router: Router,
     ) -> SourceTask {
-        let partitions = (0..source.partitions() as u32)
-            .filter(|p| *p as usize % node.parallelism == ctx.subtask)
-            .collect();
+        let assignment = Assignment::of(ctx.subtask, node.parallelism, source.partitions());
         let (inject_tx, inject_rx) = mpsc::unbounded_channel();
         self.injections.push(inject_tx);
         SourceTask {
             ctx,
             source: source.clone(),
             strategy: strategy.clone(),
-            partitions,
+            assignment,
             positions: self
                 .restored
                 .positions

@@ -24,7 +24,7 @@ use crate::message::{Epoch, Message, Millis, WATERMARK_END, WATERMARK_START};
 use crate::metrics::SubtaskMetrics;
 use crate::operator::{Operator, Output};
 use crate::sink::Sink;
-use crate::source::{Source, SourcePoll};
+use crate::source::{Assignment, Source, SourcePoll, SourceReader};
 use crate::time::max_event_time;
 use crate::watermark::{PartitionWatermarks, WatermarkStatus, WatermarkStrategy};
 
@@ -79,7 +79,7 @@ pub(crate) struct SourceTask {
     pub(crate) ctx: SubtaskCtx,
     pub(crate) source: Arc<dyn Source>,
     pub(crate) strategy: WatermarkStrategy,
-    pub(crate) partitions: Vec<u32>,
+    pub(crate) assignment: Assignment,
     pub(crate) positions: HashMap<u32, u64>,
     pub(crate) router: Router,
     pub(crate) clock: Arc<dyn Clock>,
@@ -87,17 +87,39 @@ pub(crate) struct SourceTask {
     pub(crate) injections: mpsc::UnboundedReceiver<Inject>,
 }
 
-/// Emits a barrier and acknowledges it with the reader's positions. Returns whether it
-/// was the final one.
-async fn barrier(
-    inject: Inject,
-    positions: Vec<(u32, u64)>,
-    router: &mut Router,
-    ctx: &SubtaskCtx,
-) -> Result<bool> {
-    router.broadcast(Message::Barrier(inject.epoch)).await?;
-    ctx.ack(inject.epoch, AckPart::Source(positions))?;
-    Ok(inject.last)
+/// The barriers of one source subtask, and the positions of the last one.
+struct Barriers {
+    /// The positions the previous barrier acknowledged: its checkpoint is complete once
+    /// the coordinator injects the next barrier (it injects one only after completing
+    /// the one before).
+    previous: Option<Vec<(u32, u64)>>,
+}
+
+impl Barriers {
+    /// Tells the reader its previous checkpoint is done, emits the barrier and
+    /// acknowledges it with the reader's positions. Returns whether it was the final one.
+    async fn emit(
+        &mut self,
+        inject: Inject,
+        reader: &mut dyn SourceReader,
+        router: &mut Router,
+        ctx: &SubtaskCtx,
+    ) -> Result<bool> {
+        if let Some(done) = self.previous.take()
+            && let Err(e) = reader.checkpoint_done(&done).await
+        {
+            tracing::warn!(
+                node = ctx.name,
+                subtask = ctx.subtask,
+                "after a checkpoint: {e}"
+            );
+        }
+        let positions = reader.positions();
+        router.broadcast(Message::Barrier(inject.epoch)).await?;
+        ctx.ack(inject.epoch, AckPart::Source(positions.clone()))?;
+        self.previous = Some(positions);
+        Ok(inject.last)
+    }
 }
 
 /// Reads the assigned partitions and stamps watermarks. When the input is exhausted it
@@ -109,7 +131,7 @@ pub(crate) async fn run_source(task: SourceTask) -> Result<()> {
         ctx,
         source,
         strategy,
-        partitions,
+        assignment,
         positions,
         mut router,
         clock,
@@ -117,13 +139,18 @@ pub(crate) async fn run_source(task: SourceTask) -> Result<()> {
         mut injections,
     } = task;
     let time_column = source.schema().index_of(&strategy.time_column)?;
-    let mut reader = source.open_at(&partitions, &positions).await?;
-    let mut watermarks = PartitionWatermarks::new(&strategy, &partitions, clock.now_millis());
+    let mut reader = source.open_assigned(&assignment, &positions).await?;
+    let partitions = &assignment.partitions;
+    let mut watermarks = PartitionWatermarks::new(&strategy, partitions, clock.now_millis());
     let mut announced = WATERMARK_START;
     let mut idle = false;
+    let mut barriers = Barriers { previous: None };
     loop {
         while let Ok(inject) = injections.try_recv() {
-            if barrier(inject, reader.positions(), &mut router, &ctx).await? {
+            if barriers
+                .emit(inject, reader.as_mut(), &mut router, &ctx)
+                .await?
+            {
                 return Err(Error::Internal(
                     "final barrier before the input ended".into(),
                 ));
@@ -147,6 +174,13 @@ pub(crate) async fn run_source(task: SourceTask) -> Result<()> {
                 }
                 idle = false;
                 router.send(Port::Main, batch).await?;
+            }
+            SourcePoll::Rejected { rows, .. } => {
+                let count = rows.num_rows() as u64;
+                ctx.metrics
+                    .rejected_rows
+                    .fetch_add(count, Ordering::Relaxed);
+                router.send(Port::Late, rows).await?;
             }
             SourcePoll::Idle => {}
             SourcePoll::End => {
@@ -174,7 +208,10 @@ pub(crate) async fn run_source(task: SourceTask) -> Result<()> {
         .send(Report::SourceDone)
         .map_err(|_| Error::Cancelled)?;
     while let Some(inject) = injections.recv().await {
-        if barrier(inject, reader.positions(), &mut router, &ctx).await? {
+        if barriers
+            .emit(inject, reader.as_mut(), &mut router, &ctx)
+            .await?
+        {
             return router.broadcast(Message::End).await;
         }
     }
