@@ -14,6 +14,7 @@ use object_store::aws::AmazonS3Builder;
 use object_store::path::Path;
 use runnel_connectors::iceberg::IcebergCatalog;
 use runnel_connectors::log::{EmbeddedLog, SyncedLocal};
+use runnel_connectors::registry::{ConnectorContext, IcebergCatalogs};
 use runnel_runtime::Ambient;
 use runnel_runtime::storage::{RetryPolicy, RetryingStore};
 
@@ -153,8 +154,27 @@ impl DataRoot {
         Ok(catalog.clone())
     }
 
+    /// What connectors may use: the log, the Iceberg catalog (opened on first use), the
+    /// clock and randomness.
+    pub fn connectors(&self) -> ConnectorContext {
+        ConnectorContext {
+            log: self.log(),
+            iceberg: Arc::new(self.clone()),
+            ambient: self.ambient.clone(),
+        }
+    }
+
     /// The embedded log under `{root}/log/`.
     pub fn log(&self) -> EmbeddedLog {
         EmbeddedLog::new(self.store.clone(), self.root.clone())
+    }
+}
+
+#[async_trait::async_trait]
+impl IcebergCatalogs for DataRoot {
+    async fn catalog(&self) -> runnel_runtime::Result<IcebergCatalog> {
+        self.iceberg()
+            .await
+            .map_err(|e| runnel_runtime::Error::external("Iceberg catalog", e))
     }
 }

@@ -7,8 +7,14 @@
 //! - [`nexmark`]: the Nexmark generator (bids, auctions, persons) as a replayable source;
 //! - [`iceberg`]: the exactly-once Iceberg sink, its catalogs (embedded sqlite, pointers on
 //!   an object store, REST), compaction and snapshot retention;
+//! - [`kafka`]: topics of a Kafka-protocol broker, as a replayable source and an
+//!   exactly-once sink that needs no broker transactions;
 //! - [`channel`]: in-process, at-least-once sinks (a bounded channel, a collecting vector)
 //!   for results that stay in the same process.
+//!
+//!
+//! [`registry`] names them for SQL: a factory per connector checks its `WITH` options,
+//! prepares what must exist and opens the runtime source or sink.
 //!
 //! This crate knows the runtime and no operator, and nothing of SQL.
 
@@ -19,5 +25,7 @@
 
 pub mod channel;
 pub mod iceberg;
+pub mod kafka;
 pub mod log;
 pub mod nexmark;
+pub mod registry;

@@ -32,13 +32,10 @@ mod error_tests;
 
 pub use build::build;
 pub use error::{Result, SqlError};
-pub use parse::parse;
+pub use parse::{parse, parse_with};
 pub use plan::{
     AggregateCall, AggregateFn, JoinInput, OrderKey, PipelinePlan, ProjectColumn, Stage,
     WindowKind, plan_sink,
 };
-pub use statement::{
-    ColumnDef, QueryText, SinkConnector, SinkDef, SourceConnector, SourceDef, Statement,
-    WatermarkDef,
-};
+pub use statement::{ColumnDef, QueryText, SinkDef, SourceDef, Statement, WatermarkDef};
 pub use types::SqlType;

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::datatypes::{Field, Schema, SchemaRef};
-use runnel_connectors::nexmark::{NexmarkOptions, NexmarkSource, NexmarkTable};
+use runnel_connectors::nexmark::NexmarkSource;
+use runnel_connectors::registry::ConnectorSpec;
 use runnel_runtime::WatermarkStrategy;
 use serde::{Deserialize, Serialize};
 
@@ -45,6 +46,10 @@ pub struct ColumnDef {
     pub data_type: SqlType,
     /// False when declared `NOT NULL`.
     pub nullable: bool,
+    /// `METADATA FROM 'key'`: the column carries what the connector knows of each record
+    /// (a Kafka partition, offset, timestamp...), not a field of its value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<String>,
 }
 
 /// `WATERMARK FOR column AS column - INTERVAL ...`: the event-time column and how far
@@ -57,33 +62,6 @@ pub struct WatermarkDef {
     pub delay_ms: u64,
 }
 
-/// Where a source's rows come from.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "connector", rename_all = "snake_case")]
-pub enum SourceConnector {
-    /// A topic of the embedded log (`connector = 'log'`, `topic`, `partitions`).
-    Log {
-        /// Topic name (default: the source name).
-        topic: String,
-        /// Partitions of the topic when it has to be created (default 1).
-        partitions: u32,
-    },
-    /// The Nexmark generator (`connector = 'nexmark'`, `type`, `rate`, `seed`,
-    /// `max_events`, `partitions`).
-    Nexmark {
-        /// `bid`, `auction` or `person`.
-        table: String,
-        /// Selects the generated stream.
-        seed: u64,
-        /// Events of all three tables per second of event time.
-        events_per_second: u64,
-        /// Rows to generate; unbounded when absent.
-        max_events: Option<u64>,
-        /// Partitions of the generated stream.
-        partitions: u32,
-    },
-}
-
 /// A declared source.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SourceDef {
@@ -93,8 +71,8 @@ pub struct SourceDef {
     pub columns: Vec<ColumnDef>,
     /// Event time.
     pub watermark: WatermarkDef,
-    /// Where rows come from.
-    pub connector: SourceConnector,
+    /// Where rows come from: a connector of the registry and its canonical options.
+    pub connector: ConnectorSpec,
 }
 
 impl SourceDef {
@@ -116,51 +94,19 @@ impl SourceDef {
         )
     }
 
+    /// `(column, key)` of the `METADATA FROM` columns.
+    pub fn metadata(&self) -> Vec<(String, String)> {
+        self.columns
+            .iter()
+            .filter_map(|c| Some((c.name.clone(), c.metadata.clone()?)))
+            .collect()
+    }
+
     /// The generator of a `connector = 'nexmark'` source (`None` for other connectors).
     pub fn nexmark(&self) -> Option<runnel_runtime::Result<NexmarkSource>> {
-        let SourceConnector::Nexmark {
-            table,
-            seed,
-            events_per_second,
-            max_events,
-            partitions,
-        } = &self.connector
-        else {
-            return None;
-        };
-        let options = NexmarkOptions {
-            seed: *seed,
-            events_per_second: *events_per_second,
-            max_events: *max_events,
-            partitions: *partitions as usize,
-            ..NexmarkOptions::default()
-        };
-        Some(
-            table
-                .parse::<NexmarkTable>()
-                .and_then(|t| NexmarkSource::new(t, options)),
-        )
+        (self.connector.connector == "nexmark")
+            .then(|| runnel_connectors::nexmark::connector::source_of(&self.connector))
     }
-}
-
-/// Where a sink's rows go.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "connector", rename_all = "snake_case")]
-pub enum SinkConnector {
-    /// Only the job's live result stream (no `WITH` clause).
-    Results,
-    /// A topic of the embedded log (`connector = 'log'`, `topic`, `partitions`).
-    Log {
-        /// Topic name (default: the sink name).
-        topic: String,
-        /// Partitions of the topic when it has to be created.
-        partitions: Option<u32>,
-    },
-    /// An Iceberg table (`connector = 'iceberg'`, `table`).
-    Iceberg {
-        /// Table name (default: the sink name).
-        table: String,
-    },
 }
 
 /// The query of a sink with its position in the submitted text, so that errors found
@@ -190,8 +136,8 @@ impl QueryText {
 pub struct SinkDef {
     /// Sink name (also the job's name).
     pub name: String,
-    /// Where rows go.
-    pub connector: SinkConnector,
+    /// Where rows go besides the job's result stream (`None`: only there).
+    pub connector: Option<ConnectorSpec>,
     /// The query that computes the rows.
     pub query: QueryText,
 }

@@ -38,9 +38,7 @@ use runnel_connectors::log::{EmbeddedLog, LogSink, LogSource};
 use runnel_connectors::nexmark::{NexmarkOptions, NexmarkTable, generate_partition};
 use runnel_runtime::checkpoint::ObjectStoreCheckpoints;
 use runnel_runtime::{CheckpointConfig, Dataflow, JobConfig, JobGraph, Source, spawn};
-use runnel_sql::{
-    PipelinePlan, SinkDef, SourceConnector, SourceDef, Statement, build, parse, plan_sink,
-};
+use runnel_sql::{PipelinePlan, SinkDef, SourceDef, Statement, build, parse, plan_sink};
 
 /// A case file split into its parts.
 struct Case {
@@ -208,8 +206,11 @@ async fn run_case(case: &Case) {
     let mut runtime_sources: HashMap<String, Arc<dyn Source>> = HashMap::new();
     let mut tables: HashMap<String, Vec<RecordBatch>> = HashMap::new();
     for def in &sources {
-        match &def.connector {
-            SourceConnector::Log { topic, partitions } => {
+        let option = |key: &str| def.connector.get(key).unwrap_or_default().to_string();
+        let partitions: u32 = option("partitions").parse().unwrap_or(1);
+        match def.connector.connector.as_str() {
+            "log" => {
+                let (topic, partitions) = (&option("topic"), &partitions);
                 let spec = case
                     .inputs
                     .get(&def.name)
@@ -231,14 +232,15 @@ async fn run_case(case: &Case) {
                 );
                 runtime_sources.insert(def.name.clone(), Arc::new(LogSource::new(topic).bounded()));
             }
-            SourceConnector::Nexmark { partitions, .. } => {
+            "nexmark" => {
                 let source = def.nexmark().unwrap().unwrap();
-                let all = (0..*partitions as usize)
+                let all = (0..partitions as usize)
                     .flat_map(|p| generate_partition(source.options(), source.table(), p).unwrap())
                     .collect();
                 tables.insert(def.name.clone(), all);
                 runtime_sources.insert(def.name.clone(), Arc::new(source));
             }
+            other => panic!("{}: no test input for connector {other}", case.name),
         }
     }
 

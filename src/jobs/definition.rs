@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use runnel_connectors::registry::ConnectorSpec;
 use serde::{Deserialize, Serialize};
 
 use crate::hot_items::HotItems;
@@ -45,9 +46,27 @@ pub struct SqlJob {
     pub plan: runnel_sql::PipelinePlan,
     /// Topic the job's committed results are appended to (the results stream reads it).
     pub output_topic: String,
-    /// Iceberg table the results are also committed to, exactly once.
+    /// Iceberg table the results are also committed to, exactly once, as definitions
+    /// written before `sink` named it; read as `sink` = iceberg with this table.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub table: Option<String>,
+    /// Where the results also go, exactly once (a connector of the registry), besides
+    /// the output topic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sink: Option<ConnectorSpec>,
+}
+
+impl SqlJob {
+    /// The job's sink besides its output topic, however the definition stored it.
+    pub fn external_sink(&self) -> Option<ConnectorSpec> {
+        self.sink.clone().or_else(|| {
+            let table = self.table.clone()?;
+            Some(ConnectorSpec::new(
+                "iceberg",
+                [("table".to_string(), table)].into_iter().collect(),
+            ))
+        })
+    }
 }
 
 /// A hot-items job between two topics of the embedded log.
@@ -109,13 +128,16 @@ impl JobDefinition {
 
     /// The Iceberg table the job also commits its results to, and the sink id its
     /// snapshots carry (`runnel.sink-id`): `"{job}.table"`, stable across restarts.
-    pub fn table_sink(&self) -> Option<(&str, String)> {
-        match &self.kind {
-            JobKind::Sql(SqlJob {
-                table: Some(table), ..
-            }) => Some((table, format!("{}.table", self.name))),
-            _ => None,
-        }
+    pub fn table_sink(&self) -> Option<(String, String)> {
+        let JobKind::Sql(job) = &self.kind else {
+            return None;
+        };
+        let sink = job.external_sink().filter(|s| s.connector == "iceberg")?;
+        let table = sink.get("table")?.to_string();
+        Some((
+            table,
+            runnel_connectors::iceberg::connector::sink_id(&self.name),
+        ))
     }
 
     /// Short name of the job's kind, for status output.
@@ -197,6 +219,7 @@ mod tests {
                 plan,
                 output_topic: "counts".into(),
                 table: Some("counts".into()),
+                sink: None,
             }),
         };
         let json = serde_json::to_string(&definition).unwrap();
@@ -205,7 +228,7 @@ mod tests {
         assert_eq!((back.kind_name(), back.output_topic()), ("sql", "counts"));
         assert_eq!(
             back.table_sink(),
-            Some(("counts", "counts.table".to_string()))
+            Some(("counts".to_string(), "counts.table".to_string()))
         );
     }
 

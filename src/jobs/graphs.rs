@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::Context;
-use runnel_connectors::iceberg::IcebergSink;
+use arrow::datatypes::SchemaRef;
 use runnel_connectors::log::{EmbeddedLog, LogSink, LogSource, Topic};
-use runnel_runtime::{Dataflow, JobGraph, Source};
-use runnel_sql::SourceConnector;
+use runnel_connectors::registry::{Registry, SinkDecl, SourceDecl};
+use runnel_runtime::{Dataflow, JobGraph};
 
 use super::definition::{HotItemsJob, JobDefinition, SqlJob};
 use crate::data::DataRoot;
@@ -16,55 +16,52 @@ use crate::data::DataRoot;
 /// Builds a job's graph afresh for every attempt.
 pub(super) type GraphBuilder = Box<dyn Fn() -> runnel_runtime::Result<JobGraph> + Send + Sync>;
 
-/// Opens the plan's source and output topic once, then returns how to build the
-/// graph for each attempt.
+/// Opens the plan's source, output topic and sink once (through the connector
+/// registry), then returns how to build the graph for each attempt.
 pub(super) async fn sql(
     data: &DataRoot,
-    log: &EmbeddedLog,
     definition: &JobDefinition,
     job: &SqlJob,
 ) -> anyhow::Result<GraphBuilder> {
-    let name = definition.name.clone();
-    let declared = &job.plan.source;
-    let source: Arc<dyn Source> = match &declared.connector {
-        SourceConnector::Log { topic, .. } => {
-            let topic = log
-                .topic(topic)
-                .await
-                .with_context(|| format!("job {name}: topic of source {}", declared.name))?;
-            Arc::new(LogSource::new(topic))
-        }
-        SourceConnector::Nexmark { .. } => match declared.nexmark() {
-            Some(source) => Arc::new(source?),
-            None => unreachable!("a nexmark connector has a generator"),
-        },
-    };
-    // The topic is created at submission (with the partitions asked for); a job
-    // whose topic is gone gets a new one-partition topic.
-    let schema = job.plan.output_schema()?;
-    let output = match log.topic(&job.output_topic).await {
-        Ok(topic) => topic,
-        Err(_) => log
-            .create_topic(&job.output_topic, 1, schema.clone())
-            .await
-            .with_context(|| format!("job {name}: output topic"))?,
-    };
-    anyhow::ensure!(
-        output.schema().fields() == schema.fields(),
-        "job {name}: topic {} holds rows of another schema than the query's",
-        job.output_topic
+    let (name, registry, ctx) = (
+        definition.name.clone(),
+        Registry::builtin(),
+        data.connectors(),
     );
+    let declared = &job.plan.source;
+    let source = {
+        let (schema, metadata) = (declared.schema(), declared.metadata());
+        let decl = SourceDecl {
+            name: &declared.name,
+            schema: &schema,
+            metadata: &metadata,
+            spec: &declared.connector,
+        };
+        registry
+            .source(&declared.connector.connector)?
+            .open(&ctx, decl)
+            .await
+            .with_context(|| format!("job {name}: source {}", declared.name))?
+    };
+    let schema = job.plan.output_schema()?;
+    let output = output_topic(&ctx.log, &name, &job.output_topic, &schema).await?;
     let sources = HashMap::from([(declared.name.clone(), source)]);
     let (plan, parallelism) = (job.plan.clone(), definition.parallelism);
     let producer = format!("{name}.sink");
-    // The sink id names the job, so it survives restarts, rescaling and upgrades.
-    let table: Option<Arc<dyn runnel_runtime::Sink>> = match definition.table_sink() {
-        Some((table, sink_id)) => {
-            let catalog = data.iceberg().await?;
-            let sink = IcebergSink::new(catalog, table, &sink_id, schema)
+    let external: Option<(&'static str, Arc<dyn runnel_runtime::Sink>)> = match job.external_sink()
+    {
+        Some(spec) => {
+            let factory = registry.sink(&spec.connector)?;
+            let decl = SinkDecl {
+                job: &name,
+                schema: &schema,
+                spec: &spec,
+            };
+            let sink = factory
+                .open(&ctx, decl)
                 .await
-                .with_context(|| format!("job {name}: Iceberg table {table}"))?;
-            Some(Arc::new(sink))
+                .with_context(|| format!("job {name}: {spec}"))?;
+            Some((sink_node(factory.name()), sink))
         }
         None => None,
     };
@@ -72,14 +69,45 @@ pub(super) async fn sql(
         let flow = Dataflow::new(&name).with_parallelism(parallelism);
         let sink = LogSink::new(output.clone(), producer.clone())?;
         let results = runnel_sql::build(&plan, &flow, &sources)?;
-        // The table first: sinks commit in graph order, so by the time the results
-        // stream serves an epoch's rows, the table holds that epoch's snapshot.
-        if let Some(table) = &table {
-            results.sink("table", table.clone())?;
+        // The external sink first: sinks commit in graph order, so by the time the
+        // results stream serves an epoch's rows, the table or topic holds them.
+        if let Some((node, external)) = &external {
+            results.sink(*node, external.clone())?;
         }
         results.sink("output", Arc::new(sink))?;
         flow.build()
     }))
+}
+
+/// The graph node of a job's external sink; an Iceberg sink's keeps the name that
+/// checkpoints written before the registry use.
+fn sink_node(connector: &'static str) -> &'static str {
+    match connector {
+        "iceberg" => "table",
+        other => other,
+    }
+}
+
+/// The job's output topic. It is created at submission (with the partitions asked for);
+/// a job whose topic is gone gets a new one-partition topic.
+async fn output_topic(
+    log: &EmbeddedLog,
+    job: &str,
+    topic: &str,
+    schema: &SchemaRef,
+) -> anyhow::Result<Topic> {
+    let output = match log.topic(topic).await {
+        Ok(topic) => topic,
+        Err(_) => log
+            .create_topic(topic, 1, schema.clone())
+            .await
+            .with_context(|| format!("job {job}: output topic"))?,
+    };
+    anyhow::ensure!(
+        output.schema().fields() == schema.fields(),
+        "job {job}: topic {topic} holds rows of another schema than the query's",
+    );
+    Ok(output)
 }
 
 /// Resolves the topics once, then returns how to build the graph for each attempt.

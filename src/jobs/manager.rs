@@ -243,7 +243,7 @@ impl Inner {
         let definition = &entry.definition;
         let build = match &definition.kind {
             JobKind::HotItems(job) => graphs::hot_items(&self.log, definition, job).await?,
-            JobKind::Sql(job) => graphs::sql(&self.data, &self.log, definition, job).await?,
+            JobKind::Sql(job) => graphs::sql(&self.data, definition, job).await?,
         };
         // Every attempt's graph says which of its nodes are the job's input and output.
         let built = entry.clone();

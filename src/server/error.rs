@@ -129,6 +129,12 @@ impl From<arrow::error::ArrowError> for ApiError {
     }
 }
 
+impl From<runnel_connectors::registry::OptionError> for ApiError {
+    fn from(e: runnel_connectors::registry::OptionError) -> Self {
+        ApiError::bad_request(e.message)
+    }
+}
+
 impl From<SqlError> for ApiError {
     fn from(error: SqlError) -> Self {
         ApiError {

@@ -155,7 +155,7 @@ async fn results(
     let snapshots = match status.definition.table_sink() {
         Some((table, sink_id)) => {
             let catalog = state.data.iceberg().await?;
-            Some(SnapshotLookup::new(catalog, table, &sink_id))
+            Some(SnapshotLookup::new(catalog, &table, &sink_id))
         }
         None => None,
     };

@@ -9,13 +9,15 @@
 
 use std::collections::HashMap;
 
+use arrow::datatypes::SchemaRef;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
-use runnel_sql::{PipelinePlan, SinkConnector, SinkDef, SourceConnector, SourceDef, Statement};
+use runnel_connectors::registry::{ConnectorSpec, Registry, SinkDecl, SourceDecl};
+use runnel_sql::{PipelinePlan, SinkDef, SourceDef, Statement};
 use serde_json::{Value, json};
 
 use super::AppState;
@@ -40,7 +42,7 @@ enum Action {
         plan: PipelinePlan,
         topic: String,
         partitions: u32,
-        table: Option<String>,
+        external: Option<ConnectorSpec>,
     },
     Explain(PipelinePlan),
     ShowSources,
@@ -89,9 +91,6 @@ async fn check(state: &AppState, statements: Vec<Statement>) -> Result<Vec<Actio
         actions.push(match statement {
             Statement::CreateSource(source) => {
                 validate_name("source", &source.name)?;
-                if let SourceConnector::Log { topic, .. } = &source.connector {
-                    validate_topic(topic)?;
-                }
                 if let Some(existing) = sources.get(&source.name)
                     && existing != &source
                 {
@@ -100,6 +99,7 @@ async fn check(state: &AppState, statements: Vec<Statement>) -> Result<Vec<Actio
                         source.name
                     )));
                 }
+                check_source(state, &source).await?;
                 sources.insert(source.name.clone(), source.clone());
                 Action::CreateSource(source)
             }
@@ -111,28 +111,15 @@ async fn check(state: &AppState, statements: Vec<Statement>) -> Result<Vec<Actio
                         sink.name
                     )));
                 }
-                let (topic, partitions, table) = match &sink.connector {
-                    SinkConnector::Log { topic, partitions } => {
-                        (topic.clone(), partitions.unwrap_or(1), None)
-                    }
-                    SinkConnector::Results => (results_topic(&sink.name), 1, None),
-                    SinkConnector::Iceberg { table } => {
-                        validate_name("table", table)?;
-                        (results_topic(&sink.name), 1, Some(table.clone()))
-                    }
-                };
-                validate_topic(&topic)?;
                 let plan = plan(&sink, &sources)?;
-                if let Some(table) = &table {
-                    check_table(state, table, &plan).await?;
-                }
+                let (topic, partitions, external) = sink_targets(state, &sink, &plan).await?;
                 new_jobs.push(sink.name.clone());
                 Action::CreateSink {
                     sink,
                     plan,
                     topic,
                     partitions,
-                    table,
+                    external,
                 }
             }
             Statement::Explain(sink) => Action::Explain(plan(&sink, &sources)?),
@@ -150,12 +137,56 @@ async fn check(state: &AppState, statements: Vec<Statement>) -> Result<Vec<Actio
     Ok(actions)
 }
 
-/// Refuses a sink whose rows the Iceberg table `table` cannot take (a column type Iceberg
-/// lacks, or an existing table with other columns).
-async fn check_table(state: &AppState, table: &str, plan: &PipelinePlan) -> Result<(), ApiError> {
+/// Checks a source's connector can read it (a broker answers, a topic exists).
+async fn check_source(state: &AppState, source: &SourceDef) -> Result<(), ApiError> {
+    let (schema, metadata) = (source.schema(), source.metadata());
+    let decl = source_decl(source, &schema, &metadata);
+    let factory = Registry::builtin().source(&source.connector.connector)?;
+    factory
+        .check(&state.data.connectors(), decl)
+        .await
+        .map_err(|e| ApiError::from(e).context(format!("source {}", source.name)))
+}
+
+fn source_decl<'a>(
+    source: &'a SourceDef,
+    schema: &'a SchemaRef,
+    metadata: &'a [(String, String)],
+) -> SourceDecl<'a> {
+    SourceDecl {
+        name: &source.name,
+        schema,
+        metadata,
+        spec: &source.connector,
+    }
+}
+
+/// The log topic a sink's results go to (its own when its connector is a log topic,
+/// else the results topic of its name) and the connector they also go to, checked.
+async fn sink_targets(
+    state: &AppState,
+    sink: &SinkDef,
+    plan: &PipelinePlan,
+) -> Result<(String, u32, Option<ConnectorSpec>), ApiError> {
+    let Some(spec) = &sink.connector else {
+        return Ok((results_topic(&sink.name), 1, None));
+    };
+    let factory = Registry::builtin().sink(&spec.connector)?;
+    if let Some((topic, partitions)) = factory.log_topic(&spec.options) {
+        validate_topic(&topic)?;
+        return Ok((topic, partitions, None));
+    }
     let schema = plan.output_schema()?;
-    let catalog = state.data.iceberg().await?;
-    Ok(catalog.check_sink(table, &schema).await?)
+    let decl = SinkDecl {
+        job: &sink.name,
+        schema: &schema,
+        spec,
+    };
+    factory
+        .check(&state.data.connectors(), decl)
+        .await
+        .map_err(|e| ApiError::from(e).context(format!("sink {}", sink.name)))?;
+    Ok((results_topic(&sink.name), 1, Some(spec.clone())))
 }
 
 /// Plans `sink` against the sources declared so far.
@@ -167,18 +198,20 @@ fn plan(sink: &SinkDef, sources: &HashMap<String, SourceDef>) -> Result<Pipeline
 async fn run(state: &AppState, action: Action) -> Result<Value, ApiError> {
     Ok(match action {
         Action::CreateSource(source) => {
+            let (schema, metadata) = (source.schema(), source.metadata());
+            Registry::builtin()
+                .source(&source.connector.connector)?
+                .prepare(
+                    &state.data.connectors(),
+                    source_decl(&source, &schema, &metadata),
+                )
+                .await
+                .map_err(|e| ApiError::from(e).context(format!("source {}", source.name)))?;
             state
                 .sources
                 .create(&source)
                 .await
                 .map_err(|e| ApiError::conflict(format!("{e:#}")))?;
-            if let SourceConnector::Log { topic, partitions } = &source.connector {
-                state
-                    .log
-                    .create_topic(topic, *partitions, source.schema())
-                    .await
-                    .map_err(|e| ApiError::from(e).context(format!("source {}", source.name)))?;
-            }
             json!({ "statement": "create_source", "name": source.name })
         }
         Action::CreateSink {
@@ -186,7 +219,7 @@ async fn run(state: &AppState, action: Action) -> Result<Value, ApiError> {
             plan,
             topic,
             partitions,
-            table,
+            external,
         } => {
             let schema = plan.output_schema()?;
             state
@@ -202,11 +235,16 @@ async fn run(state: &AppState, action: Action) -> Result<Value, ApiError> {
                     statement: sink.query.sql.clone(),
                     plan,
                     output_topic: topic.clone(),
-                    table: table.clone(),
+                    table: None,
+                    sink: external.clone(),
                 }),
             };
             state.jobs.submit(definition).await?;
-            json!({ "statement": "create_sink", "name": sink.name, "job": sink.name, "topic": topic, "table": table })
+            let table = external
+                .as_ref()
+                .filter(|s| s.connector == "iceberg")
+                .and_then(|s| s.get("table"));
+            json!({ "statement": "create_sink", "name": sink.name, "job": sink.name, "topic": topic, "table": table, "sink": external })
         }
         Action::Explain(plan) => json!({ "statement": "explain", "plan": plan.to_string() }),
         Action::ShowSources => {

@@ -7,6 +7,7 @@
 
 pub mod durable;
 pub mod http;
+pub mod kafka;
 pub mod python;
 pub mod s3;
 

@@ -26,6 +26,7 @@
 mod catalog;
 mod commit;
 mod compaction;
+pub mod connector;
 mod guard;
 mod layer;
 mod ledger;

@@ -41,6 +41,7 @@
 //! of a topic shares one segment index and one append lock per partition. There is no
 //! process-global state: two `EmbeddedLog`s over one store behave like two processes.
 
+pub mod connector;
 mod index;
 mod local;
 mod metadata;

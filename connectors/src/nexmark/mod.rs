@@ -19,6 +19,7 @@
 //! ```
 
 mod batch;
+pub mod connector;
 pub mod generator;
 pub mod options;
 pub mod schema;

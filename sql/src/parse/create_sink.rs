@@ -5,17 +5,19 @@
 
 use datafusion::sql::sqlparser::tokenizer::Location;
 
+use runnel_connectors::registry::Registry;
+
 use super::cursor::Cursor;
 use super::options::{Options, sink_connector};
 use crate::error::Result;
 use crate::statement::{QueryText, SinkDef};
 
 /// Parses from `SINK` (after `CREATE`).
-pub(crate) fn parse(text: &str, cursor: &mut Cursor<'_>) -> Result<SinkDef> {
+pub(crate) fn parse(text: &str, cursor: &mut Cursor<'_>, registry: &Registry) -> Result<SinkDef> {
     cursor.expect_word("SINK", "after CREATE")?;
     let (name, _) = cursor.identifier("a sink name")?;
     let options = Options::parse(cursor)?;
-    let connector = sink_connector(options, &name)?;
+    let connector = sink_connector(options, &name, registry)?;
     cursor.expect_word(
         "AS",
         "before the sink's query (CREATE SINK name AS SELECT ...)",

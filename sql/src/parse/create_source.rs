@@ -5,22 +5,23 @@
 //! late its rows may be. A Nexmark source may omit its columns (they are fixed by the
 //! generator) and its watermark (`date_time`, no lateness: the generator is in order).
 
+use arrow::datatypes::{DataType, Schema};
 use datafusion::common::DFSchema;
 use datafusion::sql::planner::{PlannerContext, SqlToRel};
 use datafusion::sql::sqlparser::ast::{self, BinaryOperator, ColumnOption, Spanned};
 use datafusion::sql::sqlparser::tokenizer::{Location, Token};
-use runnel_connectors::nexmark::NexmarkTable;
+use runnel_connectors::registry::Registry;
 use runnel_runtime::time::is_event_time_type;
 
 use super::cursor::{Cursor, normalize};
 use super::options::{Options, source_connector};
 use crate::error::{Result, SqlError};
 use crate::plan::{SqlContext, literal_millis};
-use crate::statement::{ColumnDef, SourceConnector, SourceDef, WatermarkDef};
+use crate::statement::{ColumnDef, SourceDef, WatermarkDef};
 use crate::types::SqlType;
 
 /// Parses from `SOURCE` (after `CREATE`).
-pub(crate) fn parse(cursor: &mut Cursor<'_>) -> Result<SourceDef> {
+pub(crate) fn parse(cursor: &mut Cursor<'_>, registry: &Registry) -> Result<SourceDef> {
     let at = cursor.here();
     cursor.expect_word("SOURCE", "after CREATE")?;
     let (name, _) = cursor.identifier("a source name")?;
@@ -49,26 +50,29 @@ pub(crate) fn parse(cursor: &mut Cursor<'_>) -> Result<SourceDef> {
     if !options.is_present() {
         return Err(SqlError::at(
             options_at,
-            format!("source `{name}` needs WITH (connector = 'log' | 'nexmark', ...)"),
+            format!(
+                "source `{name}` needs WITH (connector = {}, ...)",
+                registry.source_names()
+            ),
         ));
     }
-    let connector = source_connector(options, &name, at)?;
-    if let SourceConnector::Nexmark { table, .. } = &connector {
-        let table: NexmarkTable = table
-            .parse()
-            .map_err(|e: runnel_runtime::Error| SqlError::at(options_at, e.to_string()))?;
-        check_nexmark_columns(&mut columns, table, at)?;
+    let connector = source_connector(options, &name, at, registry)?;
+    let factory = registry
+        .source(&connector.connector)
+        .map_err(|e| SqlError::at(options_at, e.message))?;
+    if let Some(fixed) = factory.fixed_schema(&connector.options) {
+        check_fixed_columns(&mut columns, &fixed.schema, &connector.connector, at)?;
         if watermark.is_none() {
-            let column = table.event_time_column().to_string();
             watermark = Some((
                 WatermarkDef {
-                    column,
+                    column: fixed.event_time,
                     delay_ms: 0,
                 },
                 at,
             ));
         }
     }
+    check_metadata(&columns, factory.metadata(), &connector.connector, at)?;
     if columns.is_empty() {
         return Err(SqlError::at(
             options_at,
@@ -123,6 +127,10 @@ fn column(cursor: &mut Cursor<'_>, declared: &[ColumnDef]) -> Result<ColumnDef> 
     let data_type =
         SqlType::from_sql(&def.data_type).map_err(|m| SqlError::at(type_location(&def, at), m))?;
     let mut nullable = true;
+    let metadata = metadata_clause(cursor)?.map(|key| match key.is_empty() {
+        true => name.clone(),
+        false => key,
+    });
     for option in &def.options {
         match &option.option {
             ColumnOption::NotNull => nullable = false,
@@ -139,7 +147,66 @@ fn column(cursor: &mut Cursor<'_>, declared: &[ColumnDef]) -> Result<ColumnDef> 
         name,
         data_type,
         nullable,
+        metadata,
     })
+}
+
+/// `METADATA [FROM 'key']` after a column's type: the key defaults to the column name.
+fn metadata_clause(cursor: &mut Cursor<'_>) -> Result<Option<String>> {
+    if !cursor.eat_word("METADATA") {
+        return Ok(None);
+    }
+    if !cursor.eat_word("FROM") {
+        return Ok(Some(String::new()));
+    }
+    let at = cursor.here();
+    match cursor.parser.next_token().token {
+        Token::SingleQuotedString(key) => Ok(Some(key)),
+        _ => Err(SqlError::at(
+            at,
+            "expected a quoted metadata key after METADATA FROM (e.g. 'offset')",
+        )),
+    }
+}
+
+/// Metadata columns must name a key the connector offers, with its type.
+fn check_metadata(
+    columns: &[ColumnDef],
+    offered: &[(&str, DataType)],
+    connector: &str,
+    at: Location,
+) -> Result<()> {
+    for column in columns {
+        let Some(key) = &column.metadata else {
+            continue;
+        };
+        let keys: Vec<&str> = offered.iter().map(|(k, _)| *k).collect();
+        let Some((_, data_type)) = offered.iter().find(|(k, _)| k == key) else {
+            return Err(SqlError::at(
+                at,
+                format!(
+                    "column `{}`: connector '{connector}' has no metadata '{key}' (it offers: {})",
+                    column.name,
+                    if keys.is_empty() {
+                        "none".to_string()
+                    } else {
+                        keys.join(", ")
+                    }
+                ),
+            ));
+        };
+        if &column.data_type.to_arrow() != data_type {
+            return Err(SqlError::at(
+                at,
+                format!(
+                    "column `{}`: metadata '{key}' has type {data_type}, not {}",
+                    column.name,
+                    column.data_type.to_arrow()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn type_location(def: &ast::ColumnDef, fallback: Location) -> Location {
@@ -200,15 +267,14 @@ fn watermark_clause(cursor: &mut Cursor<'_>) -> Result<WatermarkDef> {
     Ok(WatermarkDef { column, delay_ms })
 }
 
-/// Nexmark columns are fixed: declared ones must match the generator's, and none
-/// declared means all of them.
-fn check_nexmark_columns(
+/// Columns a connector fixes: declared ones must match, and none declared means all.
+fn check_fixed_columns(
     columns: &mut Vec<ColumnDef>,
-    table: NexmarkTable,
+    fixed: &Schema,
+    connector: &str,
     at: Location,
 ) -> Result<()> {
-    let generated: Vec<ColumnDef> = table
-        .schema()
+    let generated: Vec<ColumnDef> = fixed
         .fields()
         .iter()
         .filter_map(|f| {
@@ -216,6 +282,7 @@ fn check_nexmark_columns(
                 name: f.name().clone(),
                 data_type: SqlType::from_arrow(f.data_type())?,
                 nullable: f.is_nullable(),
+                metadata: None,
             })
         })
         .collect();
@@ -236,13 +303,13 @@ fn check_nexmark_columns(
         return Err(SqlError::at(
             at,
             format!(
-                "a Nexmark {table} source has the columns ({}); declare them all in this order \
+                "a {connector} source has the columns ({}); declare them all in this order \
                  or none",
                 expected.join(", ")
             ),
         ));
     }
-    // The generator never produces nulls.
+    // The connector decides nullability (a generator never produces nulls).
     *columns = generated;
     Ok(())
 }

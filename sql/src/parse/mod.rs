@@ -8,6 +8,7 @@ pub(crate) mod cursor;
 mod options;
 
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
+use runnel_connectors::registry::Registry;
 
 use crate::error::{Result, SqlError};
 use crate::statement::Statement;
@@ -22,6 +23,11 @@ use cursor::{Cursor, DIALECT, describe};
 /// assert_eq!(statements[1], Statement::DropSink { name: "hot_items".into(), if_exists: true });
 /// ```
 pub fn parse(text: &str) -> Result<Vec<Statement>> {
+    parse_with(text, Registry::builtin())
+}
+
+/// Parses every statement of `text`, with the connectors of `registry`.
+pub fn parse_with(text: &str, registry: &Registry) -> Result<Vec<Statement>> {
     let tokens = Tokenizer::new(&DIALECT, text)
         .tokenize_with_location()
         .map_err(|e| SqlError::at(e.location, e.message))?;
@@ -29,20 +35,24 @@ pub fn parse(text: &str) -> Result<Vec<Statement>> {
     let mut current: Vec<TokenWithSpan> = Vec::new();
     for token in tokens {
         if token.token == Token::SemiColon {
-            if let Some(statement) = parse_one(text, std::mem::take(&mut current))? {
+            if let Some(statement) = parse_one(text, std::mem::take(&mut current), registry)? {
                 statements.push(statement);
             }
         } else {
             current.push(token);
         }
     }
-    if let Some(statement) = parse_one(text, current)? {
+    if let Some(statement) = parse_one(text, current, registry)? {
         statements.push(statement);
     }
     Ok(statements)
 }
 
-fn parse_one(text: &str, tokens: Vec<TokenWithSpan>) -> Result<Option<Statement>> {
+fn parse_one(
+    text: &str,
+    tokens: Vec<TokenWithSpan>,
+    registry: &Registry,
+) -> Result<Option<Statement>> {
     if tokens
         .iter()
         .all(|t| matches!(t.token, Token::Whitespace(_)))
@@ -50,18 +60,18 @@ fn parse_one(text: &str, tokens: Vec<TokenWithSpan>) -> Result<Option<Statement>
         return Ok(None);
     }
     let mut cursor = Cursor::new(tokens);
-    let statement = statement(text, &mut cursor)?;
+    let statement = statement(text, &mut cursor, registry)?;
     cursor.expect_end()?;
     Ok(Some(statement))
 }
 
-fn statement(text: &str, cursor: &mut Cursor<'_>) -> Result<Statement> {
+fn statement(text: &str, cursor: &mut Cursor<'_>, registry: &Registry) -> Result<Statement> {
     if cursor.eat_word("CREATE") {
         if cursor.peek_word("SOURCE") {
-            return create_source::parse(cursor).map(Statement::CreateSource);
+            return create_source::parse(cursor, registry).map(Statement::CreateSource);
         }
         if cursor.peek_word("SINK") {
-            return create_sink::parse(text, cursor).map(Statement::CreateSink);
+            return create_sink::parse(text, cursor, registry).map(Statement::CreateSink);
         }
         return Err(unexpected(cursor, "SOURCE or SINK after CREATE"));
     }
@@ -93,7 +103,7 @@ fn statement(text: &str, cursor: &mut Cursor<'_>) -> Result<Statement> {
         if !cursor.peek_word("SINK") {
             return Err(unexpected(cursor, "SINK after EXPLAIN CREATE"));
         }
-        return create_sink::parse(text, cursor).map(Statement::Explain);
+        return create_sink::parse(text, cursor, registry).map(Statement::Explain);
     }
     Err(unexpected(
         cursor,

@@ -8,7 +8,9 @@ use datafusion::sql::sqlparser::tokenizer::{Location, Token};
 
 use super::cursor::{Cursor, describe};
 use crate::error::{Result, SqlError};
-use crate::statement::{SinkConnector, SourceConnector};
+use runnel_connectors::registry::{
+    ConnectorSpec, OptionError, Options as ConnectorOptions, Registry,
+};
 
 /// One `key = value` of a `WITH` clause.
 #[derive(Debug, Clone)]
@@ -72,55 +74,6 @@ impl Options {
         Some(self.items.remove(index))
     }
 
-    /// A string option, or `default`.
-    pub fn string(&mut self, keys: &[&str], default: &str) -> String {
-        self.take(keys)
-            .map_or_else(|| default.to_string(), |item| item.value)
-    }
-
-    /// A non-negative integer option.
-    pub fn number(&mut self, keys: &[&str]) -> Result<Option<u64>> {
-        let Some(item) = self.take(keys) else {
-            return Ok(None);
-        };
-        item.value.trim().parse::<u64>().map(Some).map_err(|_| {
-            SqlError::at(
-                item.value_at,
-                format!(
-                    "option `{}` must be a non-negative integer, not '{}'",
-                    item.key, item.value
-                ),
-            )
-        })
-    }
-
-    /// A positive integer option that fits `u32`.
-    pub fn count(&mut self, keys: &[&str]) -> Result<Option<u32>> {
-        let at = self.items.iter().find(|i| keys.contains(&i.key.as_str()));
-        let at = at.map(|i| (i.key.clone(), i.value_at));
-        match (self.number(keys)?, at) {
-            (Some(n), Some((key, at))) => match u32::try_from(n) {
-                Ok(n) if n > 0 => Ok(Some(n)),
-                _ => Err(SqlError::at(
-                    at,
-                    format!("option `{key}` must be between 1 and {}", u32::MAX),
-                )),
-            },
-            _ => Ok(None),
-        }
-    }
-
-    /// Fails on the first option nobody took.
-    pub fn finish(self, known: &str) -> Result<()> {
-        match self.items.first() {
-            None => Ok(()),
-            Some(item) => Err(SqlError::at(
-                item.key_at,
-                format!("unknown option `{}` (known: {known})", item.key),
-            )),
-        }
-    }
-
     fn missing(&self, fallback: Location, message: String) -> SqlError {
         SqlError::at(self.at.unwrap_or(fallback), message)
     }
@@ -171,101 +124,85 @@ fn parse_item(cursor: &mut Cursor<'_>) -> Result<OptionValue> {
     })
 }
 
-/// The connector of `CREATE SOURCE name ... WITH (...)`.
+/// The connector of `CREATE SOURCE name ... WITH (...)`, checked by its factory.
 pub(crate) fn source_connector(
-    mut options: Options,
+    options: Options,
     name: &str,
     at: Location,
-) -> Result<SourceConnector> {
-    let Some(connector) = options.take(&["connector"]) else {
-        return Err(options.missing(
-            at,
-            format!("source `{name}` needs WITH (connector = 'log' | 'nexmark', ...)"),
-        ));
-    };
-    let connector_name = connector.value.to_lowercase();
-    let source = match connector_name.as_str() {
-        "log" => {
-            let topic = options.string(&["topic"], name);
-            let partitions = options.count(&["partitions"])?.unwrap_or(1);
-            options.finish("connector, topic, partitions")?;
-            SourceConnector::Log { topic, partitions }
-        }
-        "nexmark" => {
-            let table = options.take(&["type", "table", "nexmark.table.type"]);
-            let table = match table {
-                None => "bid".to_string(),
-                Some(item) => {
-                    let parsed = item
-                        .value
-                        .parse::<runnel_connectors::nexmark::NexmarkTable>()
-                        .map_err(|_| {
-                            SqlError::at(
-                                item.value_at,
-                                format!(
-                                    "unknown Nexmark event type '{}': expected bid, auction or person",
-                                    item.value
-                                ),
-                            )
-                        })?;
-                    parsed.name().to_string()
-                }
-            };
-            let events_per_second = options
-                .number(&["rate", "events_per_second"])?
-                .unwrap_or(10_000);
-            let seed = options.number(&["seed"])?.unwrap_or(0);
-            let max_events = options.number(&["max_events", "nexmark.event.num"])?;
-            let partitions = options.count(&["partitions"])?.unwrap_or(1);
-            options.finish("connector, type, rate, seed, max_events, partitions")?;
-            SourceConnector::Nexmark {
-                table,
-                seed,
-                events_per_second,
-                max_events,
-                partitions,
-            }
-        }
-        other => {
-            return Err(SqlError::at(
-                connector.value_at,
-                format!("unknown source connector '{other}': expected 'log' or 'nexmark'"),
-            ));
-        }
-    };
-    Ok(source)
+    registry: &Registry,
+) -> Result<ConnectorSpec> {
+    let (connector, mut given, locations) =
+        options.split(name, at, "source", || registry.source_names())?;
+    let factory = registry
+        .source(&connector.value.to_lowercase())
+        .map_err(|e| SqlError::at(connector.value_at, e.message))?;
+    given = factory
+        .validate(name, given)
+        .map_err(|e| locations.error(e))?;
+    Ok(ConnectorSpec::new(factory.name(), given))
 }
 
 /// The connector of `CREATE SINK name WITH (...)`; no `WITH` clause means the rows only
 /// go to the job's result stream.
-pub(crate) fn sink_connector(mut options: Options, name: &str) -> Result<SinkConnector> {
+pub(crate) fn sink_connector(
+    options: Options,
+    name: &str,
+    registry: &Registry,
+) -> Result<Option<ConnectorSpec>> {
     if !options.is_present() {
-        return Ok(SinkConnector::Results);
+        return Ok(None);
     }
-    let Some(connector) = options.take(&["connector"]) else {
-        return Err(options.missing(
-            Location::new(1, 1),
-            format!("sink `{name}` needs connector = 'log' | 'iceberg' in its WITH clause"),
-        ));
-    };
-    let sink = match connector.value.to_lowercase().as_str() {
-        "log" => {
-            let topic = options.string(&["topic"], name);
-            let partitions = options.count(&["partitions"])?;
-            options.finish("connector, topic, partitions")?;
-            SinkConnector::Log { topic, partitions }
-        }
-        "iceberg" => {
-            let table = options.string(&["table"], name);
-            options.finish("connector, table")?;
-            SinkConnector::Iceberg { table }
-        }
-        other => {
-            return Err(SqlError::at(
-                connector.value_at,
-                format!("unknown sink connector '{other}': expected 'log' or 'iceberg'"),
+    let (connector, mut given, locations) =
+        options.split(name, Location::new(1, 1), "sink", || registry.sink_names())?;
+    let factory = registry
+        .sink(&connector.value.to_lowercase())
+        .map_err(|e| SqlError::at(connector.value_at, e.message))?;
+    given = factory
+        .validate(name, given)
+        .map_err(|e| locations.error(e))?;
+    Ok(Some(ConnectorSpec::new(factory.name(), given)))
+}
+
+/// Where each option of a clause was written, to point errors at it.
+pub(crate) struct OptionLocations {
+    keys: Vec<(String, Location)>,
+    clause: Location,
+}
+
+impl OptionLocations {
+    /// The error at the option it names (its value), or at the clause.
+    pub fn error(&self, e: OptionError) -> SqlError {
+        let at = e
+            .key
+            .as_ref()
+            .and_then(|k| self.keys.iter().find(|(key, _)| key == k))
+            .map_or(self.clause, |(_, at)| *at);
+        SqlError::at(at, e.message)
+    }
+}
+
+impl Options {
+    /// The `connector` option, the others as plain options, and where each was.
+    fn split(
+        mut self,
+        name: &str,
+        fallback: Location,
+        what: &str,
+        known: impl Fn() -> String,
+    ) -> Result<(OptionValue, ConnectorOptions, OptionLocations)> {
+        let Some(connector) = self.take(&["connector"]) else {
+            return Err(self.missing(
+                fallback,
+                format!("{what} `{name}` needs WITH (connector = {}, ...)", known()),
             ));
-        }
-    };
-    Ok(sink)
+        };
+        let clause = self.at.unwrap_or(fallback);
+        let keys = self
+            .items
+            .iter()
+            .map(|i| (i.key.clone(), i.value_at))
+            .collect();
+        let given = self.items.into_iter().map(|i| (i.key, i.value)).collect();
+        Ok((connector, given, OptionLocations { keys, clause }))
+    }
 }

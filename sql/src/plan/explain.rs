@@ -3,11 +3,11 @@
 use std::fmt;
 
 use super::{AggregateFn, PipelinePlan, Stage};
-use crate::statement::{SourceConnector, SourceDef};
+use crate::statement::SourceDef;
 
 impl fmt::Display for PipelinePlan {
     /// ```text
-    /// source bids (log topic bids), event time date_time, watermark delay 5000 ms
+    /// source bids (log partitions='1', topic='bids'), event time date_time, watermark delay 5000 ms
     /// filter (price > 10)
     /// project auction, date_time
     /// window HOP(slide 2000 ms, size 10000 ms) by [auction]: count(*) AS __agg0
@@ -26,10 +26,7 @@ fn write_pipeline(
     stages: &[Stage],
     indent: &str,
 ) -> fmt::Result {
-    let connector = match &source.connector {
-        SourceConnector::Log { topic, .. } => format!("log topic {topic}"),
-        SourceConnector::Nexmark { table, .. } => format!("nexmark {table}"),
-    };
+    let connector = &source.connector;
     writeln!(
         f,
         "{indent}source {} ({connector}), event time {}, watermark delay {} ms",
