@@ -77,10 +77,10 @@ fn statement_syntax_errors() {
         "expected",
     );
     check(
-        parse_error("CREATE SINK s WITH (connector = 'kafka') AS SELECT 1"),
+        parse_error("CREATE SINK s WITH (connector = 'kinesis') AS SELECT 1"),
         1,
         33,
-        "unknown sink connector 'kafka'",
+        "unknown sink connector 'kinesis'",
     );
 }
 
@@ -142,7 +142,7 @@ fn source_definition_errors() {
         parse_error("CREATE SOURCE b WITH (connector = 'log', partitions = 'many')"),
         1,
         55,
-        "non-negative integer",
+        "positive integer",
     );
 }
 

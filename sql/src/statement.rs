@@ -60,6 +60,10 @@ pub struct WatermarkDef {
     pub column: String,
     /// Allowed lateness, in milliseconds.
     pub delay_ms: u64,
+    /// `'source.idle-timeout-ms'` in the `WITH` clause: a partition without rows for
+    /// this long stops holding the watermark back until it has rows again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_ms: Option<u64>,
 }
 
 /// A declared source.
@@ -88,10 +92,14 @@ impl SourceDef {
 
     /// The watermark strategy of the declared `WATERMARK` clause.
     pub fn watermark_strategy(&self) -> WatermarkStrategy {
-        WatermarkStrategy::bounded(
+        let strategy = WatermarkStrategy::bounded(
             &self.watermark.column,
             Duration::from_millis(self.watermark.delay_ms),
-        )
+        );
+        match self.watermark.idle_timeout_ms {
+            Some(ms) => strategy.with_idle_timeout(Duration::from_millis(ms)),
+            None => strategy,
+        }
     }
 
     /// `(column, key)` of the `METADATA FROM` columns.

@@ -12,6 +12,8 @@ use super::spec::Options;
 pub struct OptionError {
     pub key: Option<String>,
     pub message: String,
+    /// The key itself is wrong (unknown), not its value.
+    pub at_key: bool,
 }
 
 impl OptionError {
@@ -19,6 +21,15 @@ impl OptionError {
         OptionError {
             key: Some(key.to_string()),
             message: message.into(),
+            at_key: false,
+        }
+    }
+
+    /// The key `key` is not an option of the connector.
+    pub fn unknown(key: &str, message: impl Into<String>) -> Self {
+        OptionError {
+            at_key: true,
+            ..OptionError::at(key, message)
         }
     }
 
@@ -26,6 +37,7 @@ impl OptionError {
         OptionError {
             key: None,
             message: message.into(),
+            at_key: false,
         }
     }
 }
@@ -178,7 +190,7 @@ impl OptionReader {
     pub fn finish(self, connector: &str, known: &[&str]) -> Result<Options, OptionError> {
         match self.given.keys().next() {
             None => Ok(self.canonical),
-            Some(key) => Err(OptionError::at(
+            Some(key) => Err(OptionError::unknown(
                 key,
                 format!(
                     "unknown option `{key}` for connector '{connector}' (known: connector, {})",

@@ -46,7 +46,8 @@ pub(crate) fn parse(cursor: &mut Cursor<'_>, registry: &Registry) -> Result<Sour
         }
     }
     let options_at = cursor.here();
-    let options = Options::parse(cursor)?;
+    let mut options = Options::parse(cursor)?;
+    let idle_timeout_ms = options.idle_timeout()?;
     if !options.is_present() {
         return Err(SqlError::at(
             options_at,
@@ -67,6 +68,7 @@ pub(crate) fn parse(cursor: &mut Cursor<'_>, registry: &Registry) -> Result<Sour
                 WatermarkDef {
                     column: fixed.event_time,
                     delay_ms: 0,
+                    idle_timeout_ms: None,
                 },
                 at,
             ));
@@ -79,7 +81,7 @@ pub(crate) fn parse(cursor: &mut Cursor<'_>, registry: &Registry) -> Result<Sour
             format!("source `{name}` needs a column list: CREATE SOURCE {name} (column TYPE, ...)"),
         ));
     }
-    let Some((watermark, watermark_at)) = watermark else {
+    let Some((mut watermark, watermark_at)) = watermark else {
         return Err(SqlError::at(
             options_at,
             format!(
@@ -103,6 +105,7 @@ pub(crate) fn parse(cursor: &mut Cursor<'_>, registry: &Registry) -> Result<Sour
             ),
         ));
     }
+    watermark.idle_timeout_ms = idle_timeout_ms;
     Ok(SourceDef {
         name,
         columns,
@@ -264,7 +267,11 @@ fn watermark_clause(cursor: &mut Cursor<'_>) -> Result<WatermarkDef> {
         }
         _ => return Err(shape()),
     };
-    Ok(WatermarkDef { column, delay_ms })
+    Ok(WatermarkDef {
+        column,
+        delay_ms,
+        idle_timeout_ms: None,
+    })
 }
 
 /// Columns a connector fixes: declared ones must match, and none declared means all.

@@ -74,6 +74,24 @@ impl Options {
         Some(self.items.remove(index))
     }
 
+    /// Takes `'source.idle-timeout-ms'`, which every source connector accepts (the
+    /// runtime, not the connector, tracks idle partitions).
+    pub fn idle_timeout(&mut self) -> Result<Option<u64>> {
+        let Some(item) = self.take(&["source.idle-timeout-ms"]) else {
+            return Ok(None);
+        };
+        match item.value.trim().parse::<u64>() {
+            Ok(ms) if ms > 0 => Ok(Some(ms)),
+            _ => Err(SqlError::at(
+                item.value_at,
+                format!(
+                    "option `{}` must be a positive number of milliseconds, not '{}'",
+                    item.key, item.value
+                ),
+            )),
+        }
+    }
+
     fn missing(&self, fallback: Location, message: String) -> SqlError {
         SqlError::at(self.at.unwrap_or(fallback), message)
     }
@@ -165,7 +183,8 @@ pub(crate) fn sink_connector(
 
 /// Where each option of a clause was written, to point errors at it.
 pub(crate) struct OptionLocations {
-    keys: Vec<(String, Location)>,
+    /// Per option: its key, where the key is, where the value is.
+    keys: Vec<(String, Location, Location)>,
     clause: Location,
 }
 
@@ -175,8 +194,11 @@ impl OptionLocations {
         let at = e
             .key
             .as_ref()
-            .and_then(|k| self.keys.iter().find(|(key, _)| key == k))
-            .map_or(self.clause, |(_, at)| *at);
+            .and_then(|k| self.keys.iter().find(|(key, _, _)| key == k))
+            .map_or(self.clause, |(_, key_at, value_at)| match e.at_key {
+                true => *key_at,
+                false => *value_at,
+            });
         SqlError::at(at, e.message)
     }
 }
@@ -200,7 +222,7 @@ impl Options {
         let keys = self
             .items
             .iter()
-            .map(|i| (i.key.clone(), i.value_at))
+            .map(|i| (i.key.clone(), i.key_at, i.value_at))
             .collect();
         let given = self.items.into_iter().map(|i| (i.key, i.value)).collect();
         Ok((connector, given, OptionLocations { keys, clause }))

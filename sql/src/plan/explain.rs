@@ -142,7 +142,7 @@ mod tests {
         assert_eq!(
             explain(text),
             [
-                "source bids (log topic bids), event time date_time, watermark delay 5000 ms",
+                "source bids (log partitions='1', topic='bids'), event time date_time, watermark delay 5000 ms",
                 "filter (price > 10)",
                 "project auction, date_time",
                 "window HOP(slide 2000 ms, size 10000 ms) by [auction]: count(*) AS __agg0",
@@ -175,11 +175,11 @@ mod tests {
         assert_eq!(
             explain(text),
             [
-                "source bids (log topic bids), event time date_time, watermark delay 1000 ms",
+                "source bids (log partitions='1', topic='bids'), event time date_time, watermark delay 1000 ms",
                 "window TUMBLE(size 10000 ms) by [auction]: count(*) AS __agg0",
                 "project auction AS __l0, window_start AS __l1, window_end AS __l2, __agg0 AS __l3, window_start, window_end",
                 "window_join on __l1 = __r0, __l2 = __r1 and (__l3 >= __r2), with:",
-                "  source bids (log topic bids), event time date_time, watermark delay 1000 ms",
+                "  source bids (log partitions='1', topic='bids'), event time date_time, watermark delay 1000 ms",
                 "  window TUMBLE(size 10000 ms) by [auction]: count(*) AS __agg0",
                 "  project __agg0, window_start AS __ws, window_end AS __we, (window_end - INTERVAL '0.001000000 SECS') AS __fire",
                 "  window TUMBLE(size 1 ms) on __fire by [__ws, __we]: max(__agg0) AS __agg0",
