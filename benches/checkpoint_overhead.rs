@@ -243,7 +243,7 @@ async fn run_job(replay: &Arc<Replay>, chain: Option<ObjectStoreCheckpoints>) ->
         late_rows: metrics.nodes.iter().map(|n| n.late_rows()).sum(),
         completed: checkpointing.then(|| metrics.checkpoints.completed.load(Ordering::Relaxed)),
         checkpoints,
-        last_epoch: metrics.checkpoints.last_epoch.load(Ordering::Relaxed),
+        last_epoch: metrics.checkpoints.last().map_or(0, |c| c.epoch),
     }
 }
 
@@ -272,28 +272,23 @@ struct Checkpoint {
     source_skew_ms: Option<i64>,
 }
 
-/// Samples the job's checkpoint metrics every [`WATCH_PERIOD`] until `finished`, then
-/// once more, and returns each checkpoint seen once. The metrics hold only the newest
-/// checkpoint, which a 10 s interval leaves in place for seconds; sampling reads a few
-/// atomics, so it does not disturb the run.
+/// Samples the job's newest checkpoint every [`WATCH_PERIOD`] until `finished`, then
+/// once more, and returns each checkpoint seen once, with the sources' watermark skew
+/// at that moment (which the checkpoint history does not keep); a 10 s interval leaves
+/// a checkpoint the newest for seconds, and a sample takes one short lock, so it does
+/// not disturb the run.
 async fn watch_checkpoints(metrics: Arc<JobMetrics>, finished: Arc<AtomicBool>) -> Vec<Checkpoint> {
     let counters = &metrics.checkpoints;
     let mut seen: Vec<Checkpoint> = Vec::new();
     loop {
         let last_round = finished.load(Ordering::Relaxed);
-        // A checkpoint's fields are stored before its count is raised: fields read
-        // between two equal counts belong to that count's checkpoint.
-        let before = counters.completed.load(Ordering::Acquire);
-        let newest = counters.last();
-        let after = counters.completed.load(Ordering::Acquire);
-        if let Some((epoch, _, duration_ms, bytes)) = newest
-            && before == after
-            && seen.last().is_none_or(|c| c.epoch != epoch)
+        if let Some(newest) = counters.last()
+            && seen.last().is_none_or(|c| c.epoch != newest.epoch)
         {
             seen.push(Checkpoint {
-                epoch,
-                duration_ms,
-                bytes,
+                epoch: newest.epoch,
+                duration_ms: newest.duration_millis,
+                bytes: newest.size_bytes,
                 source_skew_ms: source_skew(&metrics),
             });
         }

@@ -119,6 +119,22 @@ impl JobGraph {
         self.edges.iter().filter(move |e| e.to == node)
     }
 
+    /// How `edge` spreads rows, as `EXPLAIN` and the jobs API name it: `forward` or
+    /// `hash(columns)`.
+    pub fn partitioning(&self, edge: &Edge) -> String {
+        match &edge.partitioning {
+            Partitioning::Forward => "forward".to_string(),
+            Partitioning::Hash(cols) => {
+                let schema = self.nodes[edge.from].port_schema(edge.port);
+                let names: Vec<&str> = cols
+                    .iter()
+                    .map(|&c| schema.field(c).name().as_str())
+                    .collect();
+                format!("hash({})", names.join(", "))
+            }
+        }
+    }
+
     /// The graph as text, one node per line with its inputs: what `EXPLAIN` shows.
     pub fn explain(&self) -> String {
         let mut text = String::new();
@@ -131,18 +147,8 @@ impl JobGraph {
             let inputs: Vec<String> = self
                 .inputs(id)
                 .map(|e| {
-                    let part = match &e.partitioning {
-                        Partitioning::Forward => "forward".to_string(),
-                        Partitioning::Hash(cols) => {
-                            let schema = self.nodes[e.from].port_schema(e.port);
-                            let names: Vec<&str> = cols
-                                .iter()
-                                .map(|&c| schema.field(c).name().as_str())
-                                .collect();
-                            format!("hash({})", names.join(", "))
-                        }
-                    };
                     let port = if e.port == Port::Late { ".late" } else { "" };
+                    let part = self.partitioning(e);
                     format!("{}{port} via {part}", self.nodes[e.from].name)
                 })
                 .collect();

@@ -35,7 +35,10 @@ pub use exec::{
 };
 pub use graph::{JobGraph, Partitioning, Port};
 pub use message::{Epoch, Message, Millis, WATERMARK_END, WATERMARK_START};
-pub use metrics::{CheckpointMetrics, JobMetrics, NodeMetrics, SubtaskMetrics};
+pub use metrics::{
+    CHECKPOINT_HISTORY, CheckpointMetrics, CheckpointOutcome, CheckpointRecord, JobMetrics,
+    NodeMetrics, SubtaskMetrics,
+};
 pub use operator::{Operator, OperatorContext, OperatorFactory, Output};
 pub use sink::{PreCommit, Sink, SinkWriter, Staged};
 pub use source::{Assignment, Source, SourcePoll, SourceReader, rejected_schema};

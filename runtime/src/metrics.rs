@@ -2,11 +2,27 @@
 //!
 //! Plain atomics owned by the job (no process-global registry), so several jobs, or
 //! several runtimes in one test, never share counters.
+//!
+//! **Backpressure** is measured on both sides of every channel, as Flink shows it:
+//! - *time blocked on send*: a subtask whose downstream channel is full waits for room;
+//!   the router adds that wait to [`SubtaskMetrics::send_blocked_micros`]. Only a send
+//!   that found the channel full reads the clock, so a job without backpressure pays
+//!   nothing for it. Its change over a second is the fraction of that second the
+//!   subtask could not make progress because of what is downstream of it.
+//! - *input fill*: how many messages wait in a subtask's input channels, out of how
+//!   many they hold. Senders count a message in before they send it and the receiving
+//!   subtask counts it out as it takes it ([`SubtaskMetrics::input_queued`]), so the
+//!   reading is live, also while the subtask is stuck inside a slow call. A subtask
+//!   whose inputs stay full is the bottleneck; its upstream shows time blocked on send.
 
-use std::collections::BTreeMap;
+mod checkpoints;
+mod histogram;
+
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+
+pub use checkpoints::{CHECKPOINT_HISTORY, CheckpointMetrics, CheckpointOutcome, CheckpointRecord};
+pub use histogram::{HistogramSnapshot, LATENCY_BUCKETS_SECONDS, LatencyHistogram};
 
 use crate::message::{Millis, WATERMARK_START};
 
@@ -21,6 +37,13 @@ pub struct SubtaskMetrics {
     pub rejected_rows: AtomicU64,
     /// The subtask's current input watermark.
     pub watermark: AtomicI64,
+    /// Microseconds spent waiting for room in a full output channel.
+    pub send_blocked_micros: AtomicU64,
+    /// Messages in the subtask's input channels, plus senders waiting for room in them.
+    /// Signed: a message may be counted out an instant before it is counted in.
+    pub input_queued: AtomicI64,
+    /// Messages the subtask's input channels hold in all (0 for a source).
+    pub input_capacity: AtomicU64,
 }
 
 impl Default for SubtaskMetrics {
@@ -31,7 +54,27 @@ impl Default for SubtaskMetrics {
             late_rows: AtomicU64::new(0),
             rejected_rows: AtomicU64::new(0),
             watermark: AtomicI64::new(WATERMARK_START),
+            send_blocked_micros: AtomicU64::new(0),
+            input_queued: AtomicI64::new(0),
+            input_capacity: AtomicU64::new(0),
         }
+    }
+}
+
+impl SubtaskMetrics {
+    /// Messages waiting in the input channels (never below zero).
+    pub fn input_queued(&self) -> u64 {
+        self.input_queued.load(Ordering::Relaxed).max(0) as u64
+    }
+
+    /// How full the input channels are: 0 empty, 1 full (a waiting sender counts, so a
+    /// reading above 1 is shown as 1).
+    pub fn input_fill(&self) -> f64 {
+        let capacity = self.input_capacity.load(Ordering::Relaxed);
+        if capacity == 0 {
+            return 0.0;
+        }
+        (self.input_queued() as f64 / capacity as f64).min(1.0)
     }
 }
 
@@ -43,31 +86,28 @@ pub struct NodeMetrics {
 }
 
 impl NodeMetrics {
-    fn sum(&self, counter: impl Fn(&SubtaskMetrics) -> &AtomicU64) -> u64 {
-        self.subtasks
-            .iter()
-            .map(|s| counter(s).load(Ordering::Relaxed))
-            .sum()
+    fn sum(&self, counter: impl Fn(&SubtaskMetrics) -> u64) -> u64 {
+        self.subtasks.iter().map(|s| counter(s)).sum()
     }
 
     /// Rows received by all subtasks (sources: rows read).
     pub fn rows_in(&self) -> u64 {
-        self.sum(|s| &s.rows_in)
+        self.sum(|s| s.rows_in.load(Ordering::Relaxed))
     }
 
     /// Rows emitted by all subtasks.
     pub fn rows_out(&self) -> u64 {
-        self.sum(|s| &s.rows_out)
+        self.sum(|s| s.rows_out.load(Ordering::Relaxed))
     }
 
     /// Late rows of all subtasks.
     pub fn late_rows(&self) -> u64 {
-        self.sum(|s| &s.late_rows)
+        self.sum(|s| s.late_rows.load(Ordering::Relaxed))
     }
 
     /// Records the node's source subtasks skipped as unusable.
     pub fn rejected_rows(&self) -> u64 {
-        self.sum(|s| &s.rejected_rows)
+        self.sum(|s| s.rejected_rows.load(Ordering::Relaxed))
     }
 
     /// The smallest watermark over the subtasks.
@@ -78,147 +118,29 @@ impl NodeMetrics {
             .min()
             .unwrap_or(WATERMARK_START)
     }
-}
 
-/// Checkpoints a job has completed since it started (this attempt only).
-#[derive(Debug)]
-pub struct CheckpointMetrics {
-    /// Checkpoints whose manifest was written.
-    pub completed: AtomicU64,
-    /// Epoch of the newest completed checkpoint (0: none yet).
-    pub last_epoch: AtomicU64,
-    /// Wall-clock time the newest checkpoint completed, in Unix milliseconds.
-    pub last_completed_at: AtomicI64,
-    /// From barrier injection to the manifest being written, for the newest checkpoint.
-    pub last_duration_millis: AtomicU64,
-    /// Bytes of state files referenced by the newest checkpoint.
-    pub last_size_bytes: AtomicU64,
-    /// Phase-2 commit latency of each sink node, by node name (see
-    /// [`CheckpointMetrics::record_sink_commit`]).
-    sink_commits: Mutex<BTreeMap<String, Arc<LatencyHistogram>>>,
-}
-
-impl Default for CheckpointMetrics {
-    fn default() -> Self {
-        CheckpointMetrics {
-            completed: AtomicU64::new(0),
-            last_epoch: AtomicU64::new(0),
-            last_completed_at: AtomicI64::new(0),
-            last_duration_millis: AtomicU64::new(0),
-            last_size_bytes: AtomicU64::new(0),
-            sink_commits: Mutex::default(),
-        }
-    }
-}
-
-impl CheckpointMetrics {
-    /// Records a completed checkpoint.
-    pub fn record(&self, epoch: u64, completed_at: Millis, duration_millis: u64, size_bytes: u64) {
-        self.last_epoch.store(epoch, Ordering::Relaxed);
-        self.last_completed_at
-            .store(completed_at, Ordering::Relaxed);
-        self.last_duration_millis
-            .store(duration_millis, Ordering::Relaxed);
-        self.last_size_bytes.store(size_bytes, Ordering::Relaxed);
-        self.completed.fetch_add(1, Ordering::Relaxed);
+    /// Time all subtasks spent blocked on a full output channel, in microseconds.
+    pub fn send_blocked_micros(&self) -> u64 {
+        self.sum(|s| s.send_blocked_micros.load(Ordering::Relaxed))
     }
 
-    /// Records how long phase 2 of sink node `sink` took for one epoch: the
-    /// `Sink::commit` call the coordinator makes once the manifest is durable. Phase 2
-    /// is where a table format pays for its catalog round trips, so this is the number
-    /// that tells an Iceberg commit from a log append.
-    pub fn record_sink_commit(&self, sink: &str, took: Duration) {
-        let histogram = {
-            // Plain inserts and clones only: a panic elsewhere leaves the map whole.
-            let mut sinks = self.sink_commits.lock().unwrap_or_else(|p| p.into_inner());
-            match sinks.get(sink) {
-                Some(h) => h.clone(),
-                None => sinks.entry(sink.to_owned()).or_default().clone(),
-            }
-        };
-        histogram.observe(took);
+    /// Messages waiting in the input channels of all subtasks.
+    pub fn input_queued(&self) -> u64 {
+        self.sum(SubtaskMetrics::input_queued)
     }
 
-    /// The commit latency of every sink that has committed, by node name.
-    pub fn sink_commits(&self) -> Vec<(String, HistogramSnapshot)> {
-        let sinks = self.sink_commits.lock().unwrap_or_else(|p| p.into_inner());
-        sinks
+    /// Messages the input channels of all subtasks hold.
+    pub fn input_capacity(&self) -> u64 {
+        self.sum(|s| s.input_capacity.load(Ordering::Relaxed))
+    }
+
+    /// The fill of the fullest subtask's inputs: one slow subtask (a hot key) is the
+    /// bottleneck even when its siblings idle, so the maximum is what to show.
+    pub fn input_fill(&self) -> f64 {
+        self.subtasks
             .iter()
-            .map(|(name, h)| (name.clone(), h.snapshot()))
-            .collect()
-    }
-
-    /// `(epoch, completed_at, duration_millis, size_bytes)` of the newest checkpoint.
-    pub fn last(&self) -> Option<(u64, Millis, u64, u64)> {
-        (self.completed.load(Ordering::Relaxed) > 0).then(|| {
-            (
-                self.last_epoch.load(Ordering::Relaxed),
-                self.last_completed_at.load(Ordering::Relaxed),
-                self.last_duration_millis.load(Ordering::Relaxed),
-                self.last_size_bytes.load(Ordering::Relaxed),
-            )
-        })
-    }
-}
-
-/// Upper bounds, in seconds, of the buckets of a [`LatencyHistogram`]: from a local log
-/// append (milliseconds) to a slow catalog commit on remote storage (seconds).
-pub const LATENCY_BUCKETS_SECONDS: [f64; 12] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
-];
-
-/// A latency histogram with fixed buckets ([`LATENCY_BUCKETS_SECONDS`]), lock-free to
-/// update, in the shape Prometheus expects (cumulative buckets, a sum and a count).
-#[derive(Debug, Default)]
-pub struct LatencyHistogram {
-    /// Observations per bucket (not cumulative); the last entry is above every bound.
-    buckets: [AtomicU64; LATENCY_BUCKETS_SECONDS.len() + 1],
-    sum_micros: AtomicU64,
-    count: AtomicU64,
-}
-
-/// What a [`LatencyHistogram`] held when it was read.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HistogramSnapshot {
-    /// `(upper bound in seconds, observations at or below it)`, cumulative, ending with
-    /// `f64::INFINITY` and the count.
-    pub buckets: Vec<(f64, u64)>,
-    pub sum_seconds: f64,
-    pub count: u64,
-}
-
-impl LatencyHistogram {
-    /// Adds one observation.
-    pub fn observe(&self, took: Duration) {
-        let seconds = took.as_secs_f64();
-        let bucket = LATENCY_BUCKETS_SECONDS
-            .iter()
-            .position(|bound| seconds <= *bound)
-            .unwrap_or(LATENCY_BUCKETS_SECONDS.len());
-        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
-        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
-        self.count.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// The histogram now. Read while observations land, the buckets may be one
-    /// observation ahead of or behind the count; the count is the last bucket.
-    pub fn snapshot(&self) -> HistogramSnapshot {
-        let mut cumulative = 0;
-        let bounds = LATENCY_BUCKETS_SECONDS.iter().copied();
-        let buckets = bounds
-            .chain(std::iter::once(f64::INFINITY))
-            .zip(&self.buckets)
-            .map(|(bound, n)| {
-                cumulative += n.load(Ordering::Relaxed);
-                (bound, cumulative)
-            })
-            .collect();
-        HistogramSnapshot {
-            buckets,
-            sum_seconds: self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
-            count: cumulative,
-        }
+            .map(|s| s.input_fill())
+            .fold(0.0, f64::max)
     }
 }
 
@@ -241,41 +163,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn latencies_fall_into_cumulative_buckets() {
-        let histogram = LatencyHistogram::default();
-        for millis in [0, 1, 3, 40, 40, 700, 60_000] {
-            histogram.observe(Duration::from_millis(millis));
-        }
-        let snapshot = histogram.snapshot();
-        assert_eq!(snapshot.count, 7);
-        assert!((snapshot.sum_seconds - 60.784).abs() < 1e-9, "{snapshot:?}");
-        let at = |bound: f64| {
-            snapshot
-                .buckets
-                .iter()
-                .find(|(b, _)| *b == bound)
-                .map(|(_, n)| *n)
+    fn input_fill_is_the_fullest_subtask_and_never_above_one() {
+        let node = NodeMetrics {
+            name: "sink".into(),
+            subtasks: vec![Arc::default(), Arc::default(), Arc::default()],
         };
-        assert_eq!(at(0.001), Some(2), "0 ms and 1 ms are at or below 1 ms");
-        assert_eq!(at(0.005), Some(3));
-        assert_eq!(at(0.05), Some(5));
-        assert_eq!(at(1.0), Some(6));
-        assert_eq!(at(10.0), Some(6), "a minute is above every bound");
-        assert_eq!(snapshot.buckets.last(), Some(&(f64::INFINITY, 7)));
-        assert!(snapshot.buckets.windows(2).all(|w| w[0].1 <= w[1].1));
-    }
-
-    #[test]
-    fn sink_commits_are_kept_per_sink() {
-        let metrics = CheckpointMetrics::default();
-        assert!(metrics.sink_commits().is_empty());
-        metrics.record_sink_commit("table", Duration::from_millis(30));
-        metrics.record_sink_commit("output", Duration::from_millis(2));
-        metrics.record_sink_commit("table", Duration::from_millis(50));
-        let sinks = metrics.sink_commits();
-        let names: Vec<&str> = sinks.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(names, ["output", "table"]);
-        assert_eq!((sinks[0].1.count, sinks[1].1.count), (1, 2));
-        assert!((sinks[1].1.sum_seconds - 0.08).abs() < 1e-9);
+        assert_eq!(node.input_fill(), 0.0, "no inputs: nothing to fill");
+        for s in &node.subtasks {
+            s.input_capacity.store(32, Ordering::Relaxed);
+        }
+        node.subtasks[0].input_queued.store(8, Ordering::Relaxed);
+        node.subtasks[1].input_queued.store(-1, Ordering::Relaxed);
+        node.subtasks[2].input_queued.store(16, Ordering::Relaxed);
+        assert_eq!(node.input_fill(), 0.5);
+        assert_eq!(node.input_queued(), 24, "a transient -1 counts as 0");
+        assert_eq!(node.input_capacity(), 96);
+        node.subtasks[2].input_queued.store(34, Ordering::Relaxed);
+        assert_eq!(node.input_fill(), 1.0, "two senders waiting for room");
     }
 }

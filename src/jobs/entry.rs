@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use super::definition::JobDefinition;
 use super::rates::{JobRates, JobRoles, RateWindow};
+use super::topology::JobTopology;
 
 /// Where a job is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -56,6 +57,8 @@ pub struct JobStatus {
     pub metrics: Option<Arc<JobMetrics>>,
     /// Which nodes are the job's input and output (none before its graph is built).
     pub roles: Option<JobRoles>,
+    /// The dataflow's nodes and edges (none before its graph is built).
+    pub topology: Option<JobTopology>,
     /// Rows per second over the last few seconds (none until sampled twice).
     pub rates: Option<JobRates>,
 }
@@ -75,6 +78,7 @@ struct Live {
     attempts: u32,
     metrics: Option<Arc<JobMetrics>>,
     roles: Option<JobRoles>,
+    topology: Option<JobTopology>,
     rates: RateWindow,
     stopper: Option<JobStopper>,
     stop: Option<StopRequest>,
@@ -94,6 +98,7 @@ impl Entry {
             attempts: 0,
             metrics: None,
             roles: None,
+            topology: None,
             rates: RateWindow::default(),
             stopper: None,
             stop: None,
@@ -128,12 +133,17 @@ impl Entry {
         self.live.borrow().stop
     }
 
-    /// A new attempt of the job runs: it is counted, its counters and stopper kept, and it
-    /// is stopped at once if a stop was requested before it started.
+    /// A new attempt of the job runs: it is counted, its counters and stopper kept (with
+    /// the checkpoint history of the attempt before), and it is stopped at once if a stop
+    /// was requested before it started.
     pub(super) fn started(&self, handle: &JobHandle) {
         self.live.send_modify(|live| {
             live.attempts += 1;
             live.state = JobState::Running;
+            if let Some(earlier) = &live.metrics {
+                let checkpoints = &handle.metrics().checkpoints;
+                checkpoints.carry_over(&earlier.checkpoints);
+            }
             live.metrics = Some(handle.metrics().clone());
             live.stopper = Some(handle.stopper());
             if live.stop.is_some() {
@@ -142,16 +152,20 @@ impl Entry {
         });
     }
 
-    /// Which nodes of the attempt's graph are the job's input and output.
-    pub(super) fn set_roles(&self, roles: JobRoles) {
-        self.live.send_modify(|live| live.roles = Some(roles));
+    /// The shape of the attempt's graph, and so which nodes are the job's input and
+    /// output.
+    pub(super) fn set_topology(&self, topology: JobTopology) {
+        self.live.send_modify(|live| {
+            live.roles = Some(JobRoles::of(&topology));
+            live.topology = Some(topology);
+        });
     }
 
-    /// The newest epoch the current attempt checkpointed, if any.
+    /// The newest epoch the job checkpointed, if any.
     pub(super) fn last_epoch(&self) -> Option<u64> {
         let live = self.live.borrow();
         let metrics = live.metrics.as_ref()?;
-        metrics.checkpoints.last().map(|(epoch, ..)| epoch)
+        metrics.checkpoints.last().map(|c| c.epoch)
     }
 
     /// Reads the counters of the current attempt into the rate window.
@@ -183,7 +197,30 @@ impl Entry {
             restarts: live.attempts.saturating_sub(1),
             metrics: live.metrics.clone(),
             roles: live.roles.clone(),
+            topology: live.topology.clone(),
             rates: live.rates.rates(),
+        }
+    }
+}
+
+#[cfg(test)]
+impl JobStatus {
+    /// A running hot-items job `hot` with `metrics`, for tests of what is shown of it.
+    pub(crate) fn running_for_tests(metrics: Arc<JobMetrics>) -> Self {
+        let input = super::definition::LogInput {
+            topic: "bids".into(),
+            until: None,
+        };
+        let shape = crate::hot_items::HotItems::default();
+        JobStatus {
+            definition: JobDefinition::hot_items("hot", input, "out", &shape),
+            state: JobState::Running,
+            error: None,
+            restarts: 0,
+            metrics: Some(metrics),
+            roles: None,
+            topology: None,
+            rates: None,
         }
     }
 }

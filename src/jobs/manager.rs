@@ -20,7 +20,8 @@ use super::catalog::{Finished, JobCatalog};
 use super::definition::{JobDefinition, JobKind};
 use super::entry::{Entry, JobState, JobStatus, StopRequest};
 use super::graphs;
-use super::rates::{JobRoles, SAMPLE_INTERVAL};
+use super::rates::SAMPLE_INTERVAL;
+use super::topology::JobTopology;
 use crate::data::DataRoot;
 
 /// The durable jobs of one data root, running in this process.
@@ -245,11 +246,12 @@ impl Inner {
             JobKind::HotItems(job) => graphs::hot_items(&self.log, definition, job).await?,
             JobKind::Sql(job) => graphs::sql(&self.data, definition, job).await?,
         };
-        // Every attempt's graph says which of its nodes are the job's input and output.
+        // Every attempt's graph gives the job's shape and which nodes are its input and
+        // output.
         let built = entry.clone();
         let build = move || {
             let graph = build()?;
-            built.set_roles(JobRoles::of(&graph));
+            built.set_topology(JobTopology::of(&graph));
             Ok(graph)
         };
         let checkpoints = ObjectStoreCheckpoints::new(

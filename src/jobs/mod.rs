@@ -9,6 +9,7 @@ pub mod manager;
 pub mod rates;
 pub mod snapshots;
 pub mod sources;
+pub mod topology;
 
 pub use catalog::{Created, Finished, JobCatalog};
 pub use definition::{HotItemsJob, JobDefinition, JobKind, LogInput, SqlJob};
@@ -17,3 +18,4 @@ pub use manager::JobManager;
 pub use rates::{JobRates, JobRoles, OperatorRates};
 pub use snapshots::SnapshotLookup;
 pub use sources::SourceCatalog;
+pub use topology::{JobTopology, NodeRole, TopologyEdge, TopologyNode};

@@ -11,14 +11,20 @@
 //! The job's own rows in are the rows its sources read; its rows out are the rows
 //! emitted by the nodes that feed its sinks, each node once, so a job writing one result
 //! stream to two sinks (its results topic and a table) does not count it twice.
+//!
+//! A node's backpressure is read the same way: the change of each subtask's time
+//! blocked on send over the window, divided by the window, is the fraction of that time
+//! the subtask waited for room downstream; the node shows its most blocked subtask.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use runnel_runtime::graph::NodeKind;
-use runnel_runtime::{JobGraph, JobMetrics, Millis};
+use runnel_runtime::{JobMetrics, Millis, NodeMetrics};
 use serde::Serialize;
+
+use super::topology::{JobTopology, NodeRole};
 
 /// How often the manager reads the counters.
 pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
@@ -35,20 +41,14 @@ pub struct JobRoles {
 }
 
 impl JobRoles {
-    /// The roles of `graph`'s nodes.
-    pub fn of(graph: &JobGraph) -> Self {
-        let sources = graph
-            .nodes
-            .iter()
-            .filter(|n| matches!(n.kind, NodeKind::Source { .. }))
-            .map(|n| n.name.clone())
-            .collect();
+    /// The roles of the nodes of `topology`.
+    pub fn of(topology: &JobTopology) -> Self {
+        let sources = topology.named(NodeRole::Source).map(String::from).collect();
         let mut outputs: Vec<String> = Vec::new();
-        for edge in &graph.edges {
-            let into_sink = matches!(graph.nodes[edge.to].kind, NodeKind::Sink { .. });
-            let name = &graph.nodes[edge.from].name;
-            if into_sink && !outputs.contains(name) {
-                outputs.push(name.clone());
+        for edge in &topology.edges {
+            let into_sink = topology.role(&edge.to) == Some(NodeRole::Sink);
+            if into_sink && !outputs.contains(&edge.from) {
+                outputs.push(edge.from.clone());
             }
         }
         JobRoles { sources, outputs }
@@ -56,7 +56,7 @@ impl JobRoles {
 
     /// `(rows in, rows out)` of the job, from its node counters.
     pub fn totals(&self, metrics: &JobMetrics) -> (u64, u64) {
-        let sum = |names: &[String], count: fn(&runnel_runtime::NodeMetrics) -> u64| {
+        let sum = |names: &[String], count: fn(&NodeMetrics) -> u64| {
             names
                 .iter()
                 .filter_map(|name| metrics.node(name))
@@ -70,12 +70,15 @@ impl JobRoles {
     }
 }
 
-/// Rows per second of one node.
+/// Rows per second of one node, and how much of the time it was backpressured.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OperatorRates {
     pub name: String,
     pub rows_in_per_second: f64,
     pub rows_out_per_second: f64,
+    /// The fraction of the window its most blocked subtask waited for room downstream,
+    /// from 0 to 1.
+    pub backpressure: f64,
 }
 
 /// Rows per second of a job and of each of its nodes, over the last `window_seconds`.
@@ -92,9 +95,28 @@ pub struct JobRates {
 #[derive(Debug, Clone)]
 struct Reading {
     at: Millis,
-    /// `(rows in, rows out)` per node, in graph order.
-    nodes: Vec<(u64, u64)>,
+    /// Per node, in graph order.
+    nodes: Vec<NodeReading>,
     job: (u64, u64),
+}
+
+#[derive(Debug, Clone)]
+struct NodeReading {
+    rows_in: u64,
+    rows_out: u64,
+    /// Microseconds blocked on send, per subtask.
+    blocked: Vec<u64>,
+}
+
+impl NodeReading {
+    fn of(node: &NodeMetrics) -> Self {
+        let blocked = node.subtasks.iter().map(|s| &s.send_blocked_micros);
+        NodeReading {
+            rows_in: node.rows_in(),
+            rows_out: node.rows_out(),
+            blocked: blocked.map(|b| b.load(Ordering::Relaxed)).collect(),
+        }
+    }
 }
 
 /// The recent readings of one job's counters.
@@ -117,11 +139,7 @@ impl RateWindow {
             self.metrics = Some(metrics.clone());
             self.readings.clear();
         }
-        let nodes = metrics
-            .nodes
-            .iter()
-            .map(|n| (n.rows_in(), n.rows_out()))
-            .collect();
+        let nodes = metrics.nodes.iter().map(NodeReading::of).collect();
         self.readings.push_back(Reading {
             at: now,
             nodes,
@@ -149,8 +167,11 @@ impl RateWindow {
             .zip(first.nodes.iter().zip(&last.nodes))
             .map(|(node, (a, b))| OperatorRates {
                 name: node.name.clone(),
-                rows_in_per_second: per_second(a.0, b.0),
-                rows_out_per_second: per_second(a.1, b.1),
+                rows_in_per_second: per_second(a.rows_in, b.rows_in),
+                rows_out_per_second: per_second(a.rows_out, b.rows_out),
+                backpressure: (a.blocked.iter().zip(&b.blocked))
+                    .map(|(from, to)| (per_second(*from, *to) / 1e6).min(1.0))
+                    .fold(0.0, f64::max),
             })
             .collect();
         Some(JobRates {
@@ -164,9 +185,7 @@ impl RateWindow {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::Ordering;
-
-    use runnel_runtime::{CheckpointMetrics, NodeMetrics};
+    use runnel_runtime::CheckpointMetrics;
 
     use super::*;
 
@@ -216,6 +235,23 @@ mod tests {
         assert_eq!(rates.operators[1].rows_in_per_second, 2_000.0);
         assert_eq!(rates.operators[3].rows_out_per_second, 5.0);
         assert_eq!(roles().totals(&job), (4_000, 10));
+    }
+
+    #[test]
+    fn backpressure_is_the_most_blocked_subtasks_share_of_the_window() {
+        let job = metrics(&["bids", "window"]);
+        let mut window = RateWindow::default();
+        window.observe(&job, &roles(), 0);
+        let blocked = |subtask: usize, micros: u64| {
+            let counter = &job.nodes[0].subtasks[subtask].send_blocked_micros;
+            counter.fetch_add(micros, Ordering::Relaxed);
+        };
+        blocked(0, 500_000);
+        blocked(1, 1_500_000);
+        window.observe(&job, &roles(), 2_000);
+        let rates = window.rates().unwrap();
+        assert_eq!(rates.operators[0].backpressure, 0.75);
+        assert_eq!(rates.operators[1].backpressure, 0.0);
     }
 
     #[test]

@@ -54,11 +54,7 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 }
 
 fn unauthorized(message: &str) -> Response {
-    let error = ApiError {
-        status: StatusCode::UNAUTHORIZED,
-        code: "unauthorized",
-        message: message.to_owned(),
-    };
+    let error = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message);
     let mut response = error.into_response();
     response
         .headers_mut()

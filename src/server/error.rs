@@ -12,7 +12,8 @@
 //! | `Internal`, `Arrow`, `Cancelled` | 500 | `internal` |
 //!
 //! An `anyhow` error is mapped by the engine error inside it, with its context as the
-//! message; SQL errors are 400 `sql_error` naming the line and column. Handlers add a
+//! message; SQL errors are 400 `sql_error` naming the line and column, in the message
+//! and as `line` and `column` fields (so a client can point at them). Handlers add a
 //! status by hand only where the request itself decides it (a body too large, a
 //! content type not accepted).
 
@@ -30,39 +31,34 @@ pub struct ApiError {
     /// Stable, machine-readable: clients branch on it.
     pub code: &'static str,
     pub message: String,
+    /// Where in the request's text the error is: line and column, from 1.
+    pub position: Option<(u64, u64)>,
 }
 
 impl ApiError {
-    pub fn not_found(what: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {
-            status: StatusCode::NOT_FOUND,
-            code: "not_found",
-            message: what.into(),
+            status,
+            code,
+            message: message.into(),
+            position: None,
         }
+    }
+
+    pub fn not_found(what: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", what)
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
-        ApiError {
-            status: StatusCode::BAD_REQUEST,
-            code: "bad_request",
-            message: message.into(),
-        }
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
 
     pub fn conflict(message: impl Into<String>) -> Self {
-        ApiError {
-            status: StatusCode::CONFLICT,
-            code: "conflict",
-            message: message.into(),
-        }
+        ApiError::new(StatusCode::CONFLICT, "conflict", message)
     }
 
     pub fn internal(error: impl std::fmt::Display) -> Self {
-        ApiError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            code: "internal",
-            message: error.to_string(),
-        }
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", error.to_string())
     }
 
     /// The same error, its message prefixed with what was being done.
@@ -72,11 +68,7 @@ impl ApiError {
     }
 
     fn unavailable(message: String) -> Self {
-        ApiError {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            code: "unavailable",
-            message,
-        }
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
     }
 
     /// The reply for engine error `kind`, with `message` (which may carry more context
@@ -138,17 +130,20 @@ impl From<runnel_connectors::registry::OptionError> for ApiError {
 impl From<SqlError> for ApiError {
     fn from(error: SqlError) -> Self {
         ApiError {
-            status: StatusCode::BAD_REQUEST,
-            code: "sql_error",
-            message: error.to_string(),
+            position: Some((error.line, error.column)),
+            ..ApiError::new(StatusCode::BAD_REQUEST, "sql_error", error.to_string())
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({ "error": { "code": self.code, "message": self.message } });
-        (self.status, Json(body)).into_response()
+        let mut error = json!({ "code": self.code, "message": self.message });
+        if let Some((line, column)) = self.position {
+            error["line"] = json!(line);
+            error["column"] = json!(column);
+        }
+        (self.status, Json(json!({ "error": error }))).into_response()
     }
 }
 

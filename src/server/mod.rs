@@ -3,13 +3,16 @@
 //! HTTP API until it is told to stop.
 
 mod auth;
+mod console;
 mod error;
 mod iceberg_rest;
 mod ingest;
+mod job_view;
 mod jobs_api;
 mod metrics_api;
 mod query_api;
 mod results_api;
+mod results_format;
 mod sql_api;
 mod tables_api;
 mod topics_api;
@@ -57,13 +60,13 @@ pub struct AppState {
     pub options: ServeOptions,
 }
 
-/// The HTTP API. Everything but `/healthz` sits behind the bearer token (when one is
-/// set) and the body size limit, and every error it answers is JSON.
+/// The HTTP API and the web console. Everything but `/healthz` and the console's files
+/// (which hold no data) sits behind the bearer token (when one is set) and the body
+/// size limit, and every error it answers is JSON.
 pub fn router(state: AppState) -> Router {
     let token: auth::RequiredToken = state.options.token.as_deref().map(Into::into);
     let api = Router::new()
-        .route("/v1/jobs", get(jobs_api::list))
-        .route("/v1/jobs/{id}", get(jobs_api::get).delete(jobs_api::delete))
+        .merge(jobs_api::routes())
         .merge(metrics_api::routes())
         .merge(results_api::routes())
         .merge(sql_api::routes())
@@ -73,11 +76,11 @@ pub fn router(state: AppState) -> Router {
         .merge(topics_api::routes())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
-            ApiError {
-                status: axum::http::StatusCode::METHOD_NOT_ALLOWED,
-                code: "method_not_allowed",
-                message: "this endpoint does not take that method".into(),
-            }
+            ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not take that method",
+            )
         })
         .layer(DefaultBodyLimit::max(state.options.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
@@ -86,6 +89,7 @@ pub fn router(state: AppState) -> Router {
         ));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .merge(console::routes())
         .merge(api)
         .with_state(state)
 }

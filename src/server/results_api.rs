@@ -1,5 +1,5 @@
 //! `GET /v1/jobs/{id}/results?from=earliest|latest|epoch:N`: a job's committed results
-//! as a live Arrow IPC stream.
+//! as a live Arrow IPC stream (or JSON lines: [`super::results_format`]).
 //!
 //! A job's sink appends to its output topic only in phase 2 of a checkpoint, after the
 //! checkpoint's manifest is durable, so the topic holds committed results and nothing
@@ -26,12 +26,11 @@ use std::time::Duration;
 
 use arrow::array::{ArrayRef, Int64Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use arrow::ipc::writer::StreamWriter;
 use arrow::record_batch::RecordBatch;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use runnel_connectors::log::Topic;
@@ -41,9 +40,8 @@ use tokio::sync::mpsc;
 
 use super::AppState;
 use super::error::ApiError;
+use super::results_format::{Encoder, accepted, content_type};
 use crate::jobs::{JobManager, JobState, SnapshotLookup};
-
-pub const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
 
 /// How long a caught-up stream waits before looking for new results.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
@@ -140,8 +138,10 @@ async fn results(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(query): Query<ResultsQuery>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let from = From::parse(query.from.as_deref())?;
+    let format = accepted(&headers);
     let status = state
         .jobs
         .status(&id)
@@ -152,6 +152,7 @@ async fn results(
         .await
         .map_err(|e| ApiError::conflict(format!("job {id} has no results yet: {e}")))?;
     let schema = tagged_schema(&topic.schema()).map_err(ApiError::conflict)?;
+    let encoder = Encoder::new(format, &schema)?;
     let snapshots = match status.definition.table_sink() {
         Some((table, sink_id)) => {
             let catalog = state.data.iceberg().await?;
@@ -172,6 +173,7 @@ async fn results(
     let stream = ResultStream {
         topic,
         schema,
+        encoder,
         min_epoch: from.min_epoch(),
         snapshots,
         jobs: state.jobs.clone(),
@@ -185,7 +187,7 @@ async fn results(
     });
     Ok((
         StatusCode::OK,
-        [(header::CONTENT_TYPE, ARROW_STREAM)],
+        [(header::CONTENT_TYPE, content_type(format))],
         Body::from_stream(body),
     )
         .into_response())
@@ -196,6 +198,7 @@ struct ResultStream {
     topic: Topic,
     /// The topic's schema and the tag columns.
     schema: SchemaRef,
+    encoder: Encoder,
     /// Rows committed by an older epoch are skipped.
     min_epoch: Option<Epoch>,
     /// For a job with a table: where the snapshot id of each epoch comes from.
@@ -208,10 +211,7 @@ impl ResultStream {
     /// Writes IPC messages into `tx` until the job is done and drained or the client
     /// left.
     async fn run(mut self, mut offsets: HashMap<u32, u64>, tx: mpsc::Sender<Bytes>) {
-        let Ok(mut writer) = StreamWriter::try_new(Vec::new(), &self.schema) else {
-            return;
-        };
-        if !send(&mut writer, &tx).await {
+        if !send(self.encoder.start(), &tx).await {
             return;
         }
         loop {
@@ -246,14 +246,14 @@ impl ResultStream {
                     let Some(tagged) = self.tag(batch, epoch).await else {
                         return;
                     };
-                    if !write(&mut writer, &tagged, &tx).await {
+                    if !self.write(&tagged, &tx).await {
                         return;
                     }
                 }
             }
             if caught_up && ended {
-                if writer.finish().is_ok() {
-                    send(&mut writer, &tx).await;
+                if let Ok(end) = self.encoder.finish() {
+                    send(end, &tx).await;
                 }
                 return;
             }
@@ -262,6 +262,18 @@ impl ResultStream {
                     _ = tokio::time::sleep(POLL_INTERVAL) => {}
                     _ = tx.closed() => return,
                 }
+            }
+        }
+    }
+
+    /// Encodes `batch` and sends it as one chunk; false if the client is gone or the
+    /// batch cannot be encoded.
+    async fn write(&mut self, batch: &RecordBatch, tx: &mpsc::Sender<Bytes>) -> bool {
+        match self.encoder.batch(batch) {
+            Ok(chunk) => send(chunk, tx).await,
+            Err(e) => {
+                tracing::warn!(job = %self.job, "results stream: cannot encode a batch: {e}");
+                false
             }
         }
     }
@@ -288,23 +300,8 @@ impl ResultStream {
     }
 }
 
-async fn write(
-    writer: &mut StreamWriter<Vec<u8>>,
-    batch: &RecordBatch,
-    tx: &mpsc::Sender<Bytes>,
-) -> bool {
-    match writer.write(batch) {
-        Ok(()) => send(writer, tx).await,
-        Err(e) => {
-            tracing::warn!("results stream: cannot encode a batch: {e}");
-            false
-        }
-    }
-}
-
-/// Sends what the writer has buffered as one chunk; false once the client is gone.
-async fn send(writer: &mut StreamWriter<Vec<u8>>, tx: &mpsc::Sender<Bytes>) -> bool {
-    let chunk = std::mem::take(writer.get_mut());
+/// Sends `chunk` (if it has anything); false once the client is gone.
+async fn send(chunk: Vec<u8>, tx: &mpsc::Sender<Bytes>) -> bool {
     chunk.is_empty() || tx.send(Bytes::from(chunk)).await.is_ok()
 }
 

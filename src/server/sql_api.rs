@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiError;
-use super::jobs_api::describe;
+use super::job_view::describe;
 use crate::jobs::{JobDefinition, JobKind, SqlJob, definition::DEFINITION_VERSION};
 
 /// Longest SQL text accepted.
@@ -56,14 +56,14 @@ enum Action {
 
 async fn submit(State(state): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
     if body.len() > MAX_SQL_BYTES {
-        return Err(ApiError {
-            status: StatusCode::PAYLOAD_TOO_LARGE,
-            code: "sql_too_long",
-            message: format!(
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "sql_too_long",
+            format!(
                 "the SQL text is {} bytes; the limit is {MAX_SQL_BYTES}",
                 body.len()
             ),
-        });
+        ));
     }
     let text = std::str::from_utf8(&body)
         .map_err(|e| ApiError::bad_request(format!("the SQL text is not UTF-8: {e}")))?;
@@ -265,7 +265,8 @@ async fn run(state: &AppState, action: Action) -> Result<Value, ApiError> {
             json!({ "statement": "show_sinks", "sinks": sinks })
         }
         Action::ShowJobs => {
-            let jobs: Vec<Value> = state.jobs.list().iter().map(describe).collect();
+            let now = state.data.ambient.clock.now_millis();
+            let jobs: Vec<Value> = state.jobs.list().iter().map(|j| describe(j, now)).collect();
             json!({ "statement": "show_jobs", "jobs": jobs })
         }
         Action::DropSink { name, if_exists } => {

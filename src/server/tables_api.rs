@@ -1,6 +1,8 @@
-//! `GET /v1/tables/{name}`: the table's current snapshot as Arrow IPC;
-//! `GET /v1/tables/{name}/metadata`: where its metadata is and its snapshots with their
-//! summaries (which carry the sink id and epoch of every runnel commit).
+//! `GET /v1/tables`: the tables of the data root's catalog, each with its current
+//! snapshot and number of snapshots; `GET /v1/tables/{name}`: the table's current
+//! snapshot as Arrow IPC; `GET /v1/tables/{name}/metadata`: where its metadata is and its
+//! snapshots with their summaries (which carry the sink id and epoch of every runnel
+//! commit).
 
 use arrow::ipc::writer::StreamWriter;
 use arrow::record_batch::RecordBatch;
@@ -10,16 +12,18 @@ use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use iceberg::NamespaceIdent;
 use iceberg::table::Table;
-use runnel_connectors::iceberg::read_table;
+use runnel_connectors::iceberg::{NAMESPACE, read_table};
 use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiError;
-use super::results_api::ARROW_STREAM;
+use super::ingest::ARROW_STREAM;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/v1/tables", get(list))
         .route("/v1/tables/{name}", get(rows))
         .route("/v1/tables/{name}/metadata", get(metadata))
 }
@@ -60,6 +64,30 @@ pub fn ipc_response(
     }
     let body = writer.into_inner()?;
     Ok(([(header::CONTENT_TYPE, ARROW_STREAM)], body).into_response())
+}
+
+async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let catalog = state.data.iceberg().await?;
+    let namespace = NamespaceIdent::new(NAMESPACE.to_string());
+    let iceberg = catalog.catalog();
+    // No namespace yet: no table was ever created.
+    let idents = match iceberg.namespace_exists(&namespace).await {
+        Ok(true) => iceberg.list_tables(&namespace).await.map_err(ApiError::internal)?,
+        Ok(false) => Vec::new(),
+        Err(e) => return Err(ApiError::internal(e)),
+    };
+    let mut tables = Vec::new();
+    for ident in idents {
+        let table = catalog.load_table(ident.name()).await?;
+        let metadata = table.metadata();
+        tables.push(json!({
+            "name": ident.name(),
+            "current_snapshot_id": metadata.current_snapshot_id(),
+            "snapshots": metadata.snapshots().count(),
+            "last_updated_ms": metadata.last_updated_ms(),
+        }));
+    }
+    Ok(Json(json!({ "tables": tables })))
 }
 
 async fn rows(

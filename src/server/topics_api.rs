@@ -96,7 +96,7 @@ async fn append(
     let batches = tokio::task::spawn_blocking(move || ingest::decode(format, &schema, body))
         .await
         .map_err(ApiError::internal)?
-        .map_err(|bad| bad_request(bad.0))?;
+        .map_err(|bad| ApiError::bad_request(bad.0))?;
     let ack = topic.append(partition, &batches, producer).await?;
     Ok(Json(json!({
         "topic": topic.name(),
@@ -123,12 +123,12 @@ fn format(headers: &HeaderMap) -> Result<Format, ApiError> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    Format::from_content_type(content_type).ok_or_else(|| ApiError {
-        status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        code: "unsupported_media_type",
-        message: format!(
-            "Content-Type {content_type:?} is not accepted; use {NDJSON} or {ARROW_STREAM}"
-        ),
+    Format::from_content_type(content_type).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("Content-Type {content_type:?} is not accepted; use {NDJSON} or {ARROW_STREAM}"),
+        )
     })
 }
 
@@ -139,7 +139,7 @@ fn producer(headers: &HeaderMap) -> Result<Option<ProducerSeq>, ApiError> {
             .get(name)
             .map(|v| {
                 v.to_str()
-                    .map_err(|_| bad_request(format!("header {name} is not ASCII")))
+                    .map_err(|_| ApiError::bad_request(format!("header {name} is not ASCII")))
             })
             .transpose()
     };
@@ -147,18 +147,18 @@ fn producer(headers: &HeaderMap) -> Result<Option<ProducerSeq>, ApiError> {
         (None, None) => Ok(None),
         (Some(id), Some(seq)) => {
             if id.is_empty() || id.len() > MAX_PRODUCER_ID_LEN {
-                return Err(bad_request(format!(
+                return Err(ApiError::bad_request(format!(
                     "{PRODUCER_ID_HEADER} must be 1 to {MAX_PRODUCER_ID_LEN} characters long"
                 )));
             }
             let seq = seq.trim().parse::<u64>().map_err(|_| {
-                bad_request(format!(
+                ApiError::bad_request(format!(
                     "{PRODUCER_SEQ_HEADER} must be a non-negative integer, not {seq:?}"
                 ))
             })?;
             Ok(Some(ProducerSeq::new(id, seq)))
         }
-        _ => Err(bad_request(format!(
+        _ => Err(ApiError::bad_request(format!(
             "{PRODUCER_ID_HEADER} and {PRODUCER_SEQ_HEADER} go together: send both or neither"
         ))),
     }
@@ -179,7 +179,7 @@ fn choose_partition(
     let partitions = topic.partitions();
     match (requested, producer) {
         (Some(p), _) if p < partitions => Ok(p),
-        (Some(p), _) => Err(bad_request(format!(
+        (Some(p), _) => Err(ApiError::bad_request(format!(
             "topic {:?} has partitions 0 to {}; there is no partition {p}",
             topic.name(),
             partitions - 1
@@ -198,14 +198,6 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-fn bad_request(message: impl Into<String>) -> ApiError {
-    ApiError {
-        status: StatusCode::BAD_REQUEST,
-        code: "bad_request",
-        message: message.into(),
-    }
-}
-
 /// An extractor's rejection as a JSON error with the same status.
 fn rejected(status: StatusCode, message: String) -> ApiError {
     let code = match status {
@@ -214,11 +206,7 @@ fn rejected(status: StatusCode, message: String) -> ApiError {
         s if s.is_server_error() => "internal",
         _ => "bad_request",
     };
-    ApiError {
-        status,
-        code,
-        message,
-    }
+    ApiError::new(status, code, message)
 }
 
 #[cfg(test)]

@@ -5,7 +5,8 @@
 //! has acknowledged an epoch it writes that epoch's manifest (create-only, fenced) and
 //! only then runs phase 2 of every sink, one sink after the other in graph order, timing
 //! each commit ([`crate::CheckpointMetrics::record_sink_commit`]). At most one checkpoint
-//! is in flight.
+//! is in flight. Each checkpoint, and the message of one that fails here, goes into the
+//! job's checkpoint history ([`crate::CheckpointMetrics::history`]).
 //!
 //! The end of the input is a checkpoint too: when every source subtask has finished
 //! (bounded input exhausted, or the job was asked to stop) the coordinator injects a
@@ -26,7 +27,7 @@ use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::graph::{JobGraph, NodeKind};
 use crate::message::{Epoch, Millis};
-use crate::metrics::JobMetrics;
+use crate::metrics::{CheckpointOutcome, CheckpointRecord, JobMetrics};
 use crate::sink::{PreCommit, Sink, Staged};
 
 /// Periodic checkpoints of a job to object storage.
@@ -176,6 +177,10 @@ impl Coordinator {
                 .send(Inject { epoch, last })
                 .map_err(|_| Error::Cancelled)?;
         }
+        if self.durable.is_some() {
+            let checkpoints = &self.metrics.checkpoints;
+            checkpoints.begin(epoch, self.clock.now_millis());
+        }
         Ok(InFlight {
             epoch,
             last,
@@ -237,41 +242,26 @@ impl Coordinator {
         }
     }
 
-    /// Every subtask acknowledged: make the checkpoint durable, then commit the sinks.
+    /// Every subtask acknowledged: make the checkpoint durable, then commit the sinks, and
+    /// record how that went (a job without checkpoints only commits its sinks).
     async fn complete(&mut self, flight: InFlight) -> Result<()> {
-        let epoch = flight.epoch;
-        let Assembled { meta, staged } = self.assemble(flight.acks, epoch);
-        if let Some(durable) = self.durable.as_mut() {
-            let size_bytes = meta
-                .operators
-                .iter()
-                .flat_map(|o| &o.files)
-                .map(|f| f.size)
-                .sum();
-            let started = self.clock.monotonic();
-            match commit_checkpoint(durable.store.as_ref(), &mut durable.position, meta).await? {
-                CommitOutcome::Committed { seq } => {
-                    let took = self.clock.elapsed(flight.injected);
-                    tracing::info!(
-                        job = %self.job, epoch, seq,
-                        "checkpoint complete in {took:?} (manifest {:?})",
-                        self.clock.elapsed(started)
-                    );
-                    let (now, took) = (self.clock.now_millis(), took.as_millis() as u64);
-                    self.metrics
-                        .checkpoints
-                        .record(epoch, now, took, size_bytes);
-                }
-                CommitOutcome::Fenced { by_generation } => {
-                    return Err(Error::Fenced(format!(
-                        "job {} is owned by a newer instance (generation {by_generation:?}); \
-                         this instance stops without committing epoch {epoch}",
-                        self.job
-                    )));
-                }
+        let (epoch, injected) = (flight.epoch, flight.injected);
+        match self.commit(flight).await {
+            Ok(Some(record)) => self.metrics.checkpoints.record(record),
+            Ok(None) => {}
+            Err(error) if self.durable.is_some() => {
+                self.metrics.checkpoints.record(CheckpointRecord {
+                    epoch,
+                    finished_at: self.clock.now_millis(),
+                    duration_millis: millis(self.clock.elapsed(injected)),
+                    size_bytes: 0,
+                    sink_commit_millis: None,
+                    outcome: CheckpointOutcome::Failed(error.to_string()),
+                });
+                return Err(error);
             }
+            Err(error) => return Err(error),
         }
-        self.commit_sinks(epoch, staged).await?;
         if let Some(durable) = &self.durable {
             match collect_garbage(durable.store.as_ref(), &durable.position, durable.retain).await {
                 Ok(GcOutcome::Collected(_)) | Ok(GcOutcome::Superseded { .. }) => {}
@@ -282,6 +272,53 @@ impl Coordinator {
             }
         }
         Ok(())
+    }
+
+    /// Writes the manifest of the acknowledged checkpoint and runs phase 2 of the sinks;
+    /// what it took (nothing to tell for a job without checkpoints).
+    async fn commit(&mut self, flight: InFlight) -> Result<Option<CheckpointRecord>> {
+        let epoch = flight.epoch;
+        let Assembled { meta, staged } = self.assemble(flight.acks, epoch);
+        let size_bytes = meta
+            .operators
+            .iter()
+            .flat_map(|o| &o.files)
+            .map(|f| f.size)
+            .sum();
+        let Some(durable) = self.durable.as_mut() else {
+            self.commit_sinks(epoch, staged).await?;
+            return Ok(None);
+        };
+        let started = self.clock.monotonic();
+        match commit_checkpoint(durable.store.as_ref(), &mut durable.position, meta).await? {
+            CommitOutcome::Committed { seq } => {
+                tracing::info!(
+                    job = %self.job, epoch, seq,
+                    "checkpoint complete in {:?} (manifest {:?})",
+                    self.clock.elapsed(flight.injected),
+                    self.clock.elapsed(started)
+                );
+            }
+            CommitOutcome::Fenced { by_generation } => {
+                return Err(Error::Fenced(format!(
+                    "job {} is owned by a newer instance (generation {by_generation:?}); \
+                     this instance stops without committing epoch {epoch}",
+                    self.job
+                )));
+            }
+        }
+        let finished_at = self.clock.now_millis();
+        let duration_millis = millis(self.clock.elapsed(flight.injected));
+        let sinks = self.clock.monotonic();
+        self.commit_sinks(epoch, staged).await?;
+        Ok(Some(CheckpointRecord {
+            epoch,
+            finished_at,
+            duration_millis,
+            size_bytes,
+            sink_commit_millis: Some(millis(self.clock.elapsed(sinks))),
+            outcome: CheckpointOutcome::Completed,
+        }))
     }
 
     /// Phase 2 of every sink, in graph order, as after a restart: a job that adds its
@@ -352,6 +389,10 @@ impl Coordinator {
         }
         Assembled { meta, staged }
     }
+}
+
+fn millis(took: Duration) -> u64 {
+    u64::try_from(took.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// A checkpoint's manifest and, per sink node, what its subtasks staged.

@@ -5,15 +5,20 @@
 //! - A channel that delivered `Barrier(e)` is not read again until every open channel has
 //!   delivered it (aligned checkpoints): what follows the barrier belongs to the next epoch.
 //! - Channels are polled round-robin so one busy upstream cannot starve another.
+//! - Every message taken is counted out of the subtask's input queue, which its senders
+//!   counted it into ([`crate::metrics`]).
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::Poll;
 
 use arrow::record_batch::RecordBatch;
 use tokio::sync::mpsc::Receiver;
 
 use crate::message::{Epoch, Message, Millis, WATERMARK_START};
+use crate::metrics::SubtaskMetrics;
 
 /// What the gate hands to the subtask loop.
 #[derive(Debug)]
@@ -44,11 +49,16 @@ pub(crate) struct InputGate {
     watermark: Millis,
     idle: bool,
     pending: VecDeque<GateEvent>,
+    /// The counters of the subtask the gate feeds.
+    metrics: Arc<SubtaskMetrics>,
 }
 
 impl InputGate {
-    /// A gate over `(input index, receiver)` pairs.
-    pub(crate) fn new(receivers: Vec<(usize, Receiver<Message>)>) -> Self {
+    /// A gate over `(input index, receiver)` pairs of the subtask counted in `metrics`.
+    pub(crate) fn new(
+        receivers: Vec<(usize, Receiver<Message>)>,
+        metrics: Arc<SubtaskMetrics>,
+    ) -> Self {
         InputGate {
             channels: receivers
                 .into_iter()
@@ -65,6 +75,7 @@ impl InputGate {
             watermark: WATERMARK_START,
             idle: false,
             pending: VecDeque::new(),
+            metrics,
         }
     }
 
@@ -112,6 +123,9 @@ impl InputGate {
     }
 
     fn handle(&mut self, index: usize, message: Option<Message>) {
+        if message.is_some() {
+            self.metrics.input_queued.fetch_sub(1, Ordering::Relaxed);
+        }
         let ch = &mut self.channels[index];
         match message {
             None => self.pending.push_back(GateEvent::Broken),
@@ -200,7 +214,7 @@ mod tests {
     async fn watermark_is_the_minimum_and_idle_inputs_do_not_hold_it() {
         let (a, ra) = channel(8);
         let (b, rb) = channel(8);
-        let mut gate = InputGate::new(vec![(0, ra), (0, rb)]);
+        let mut gate = InputGate::new(vec![(0, ra), (0, rb)], Arc::default());
         a.send(Message::Watermark(10)).await.unwrap();
         b.send(Message::Watermark(5)).await.unwrap();
         assert_eq!(wm(gate.next().await), 5);
@@ -221,7 +235,7 @@ mod tests {
     async fn barrier_blocks_a_channel_until_all_have_it() {
         let (a, ra) = channel(8);
         let (b, rb) = channel(8);
-        let mut gate = InputGate::new(vec![(0, ra), (1, rb)]);
+        let mut gate = InputGate::new(vec![(0, ra), (1, rb)], Arc::default());
         a.send(Message::Barrier(1)).await.unwrap();
         let after = arrow::record_batch::RecordBatch::new_empty(std::sync::Arc::new(
             arrow::datatypes::Schema::empty(),

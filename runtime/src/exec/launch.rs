@@ -80,8 +80,9 @@ impl<'a> Launch<'a> {
                 store: self.store.clone(),
             };
             let ends = wiring.take(SubtaskId { node: id, subtask });
-            let router = Router::new(ends.outputs, ctx.metrics.clone());
-            let gate = InputGate::new(ends.inputs);
+            let clock = self.config.clock.clone();
+            let router = Router::new(ends.outputs, ctx.metrics.clone(), clock);
+            let gate = InputGate::new(ends.inputs, ctx.metrics.clone());
             match &node.kind {
                 NodeKind::Source { source, watermark } => {
                     let task = self.source_task(ctx, node, source, watermark, router);

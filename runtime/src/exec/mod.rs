@@ -77,7 +77,7 @@ pub async fn spawn(graph: JobGraph, config: JobConfig) -> Result<JobHandle> {
     let store = durable
         .as_ref()
         .map(|d| (d.store.clone(), d.position.generation()));
-    let mut wiring = Wiring::plan(&graph, config.channel_capacity);
+    let mut wiring = Wiring::plan(&graph, config.channel_capacity, &metrics);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (reports_tx, reports_rx) = mpsc::unbounded_channel();
     let mut launch = Launch::new(
@@ -100,12 +100,18 @@ pub async fn spawn(graph: JobGraph, config: JobConfig) -> Result<JobHandle> {
         durable,
         next_epoch,
         metrics.clone(),
-        clock,
+        clock.clone(),
     );
     let handle = tasks.spawn(coordinator.run());
     names.insert(handle.id(), ("checkpoint coordinator".to_string(), 0));
     tracing::info!(job = %graph.name, "job started:\n{}", graph.explain());
-    let done = tokio::spawn(supervise(graph.name.clone(), tasks, names));
+    let supervisor = Supervisor {
+        job: graph.name.clone(),
+        names,
+        metrics: metrics.clone(),
+        clock,
+    };
+    let done = tokio::spawn(supervisor.run(tasks));
     Ok(JobHandle::new(graph.name, metrics, stop_tx, done))
 }
 
@@ -132,13 +138,37 @@ pub(crate) fn subtask_error(node: &str, subtask: usize, source: Error) -> Error 
     }
 }
 
+/// What watches a job's tasks.
+struct Supervisor {
+    job: String,
+    /// Which subtask each task runs.
+    names: HashMap<tokio::task::Id, (String, usize)>,
+    /// Where a checkpoint that the failure leaves unacknowledged is recorded as failed.
+    metrics: Arc<JobMetrics>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Supervisor {
+    /// Waits for every subtask; on the first failure aborts the rest and reports the
+    /// cause, which is also the cause of the checkpoint in flight, if any.
+    async fn run(self, tasks: JoinSet<Result<()>>) -> Result<()> {
+        let outcome = supervise(&self.job, tasks, &self.names).await;
+        if let Err(error) = &outcome {
+            let now = self.clock.now_millis();
+            let message = error.to_string();
+            self.metrics.checkpoints.fail_in_flight(&message, now);
+        }
+        outcome
+    }
+}
+
 /// Waits for every subtask; on the first failure aborts the rest and reports the cause.
 /// A subtask that stopped only because a neighbour went away reports `Cancelled`, which
 /// is never preferred over a real cause.
 async fn supervise(
-    job: String,
+    job: &str,
     mut tasks: JoinSet<Result<()>>,
-    names: HashMap<tokio::task::Id, (String, usize)>,
+    names: &HashMap<tokio::task::Id, (String, usize)>,
 ) -> Result<()> {
     let mut failure: Option<Error> = None;
     while let Some(joined) = tasks.join_next_with_id().await {
@@ -189,5 +219,7 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
+#[cfg(test)]
+mod backpressure_tests;
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,9 @@
 //! The output side of a subtask: sends batches along its out-edges and broadcasts control
 //! messages to every downstream channel.
+//!
+//! Every message is counted into the receiving subtask's input queue before it is sent
+//! (the receiver counts it out), and a send that finds the channel full is timed: that
+//! wait is the sender's time blocked by backpressure ([`crate::metrics`]).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -8,7 +12,9 @@ use arrow::array::UInt32Array;
 use arrow::compute::take_record_batch;
 use arrow::record_batch::RecordBatch;
 use tokio::sync::mpsc::Sender;
+use tokio::sync::mpsc::error::TrySendError;
 
+use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::graph::Port;
 use crate::keys::{hash_rows, key_group, subtask_for_key_group};
@@ -29,25 +35,38 @@ pub(crate) enum Route {
     },
 }
 
+/// The sending end of one channel and the counters of the subtask it feeds.
+#[derive(Debug)]
+pub(crate) struct Outlet {
+    pub(crate) tx: Sender<Message>,
+    pub(crate) queue: Arc<SubtaskMetrics>,
+}
+
 /// One out-edge of a subtask: a route and one sender per downstream subtask it reaches.
 #[derive(Debug)]
 pub(crate) struct OutEdge {
     pub(crate) port: Port,
     pub(crate) route: Route,
-    pub(crate) senders: Vec<Sender<Message>>,
+    pub(crate) senders: Vec<Outlet>,
 }
 
 pub(crate) struct Router {
     edges: Vec<OutEdge>,
     metrics: Arc<SubtaskMetrics>,
+    clock: Arc<dyn Clock>,
     hashes: Vec<u64>,
 }
 
 impl Router {
-    pub(crate) fn new(edges: Vec<OutEdge>, metrics: Arc<SubtaskMetrics>) -> Self {
+    pub(crate) fn new(
+        edges: Vec<OutEdge>,
+        metrics: Arc<SubtaskMetrics>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Router {
             edges,
             metrics,
+            clock,
             hashes: Vec::new(),
         }
     }
@@ -62,17 +81,25 @@ impl Router {
                 .rows_out
                 .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
         }
+        let blocked = Blocked {
+            clock: self.clock.as_ref(),
+            total: &self.metrics,
+        };
         for e in 0..self.edges.len() {
             if self.edges[e].port != port {
                 continue;
             }
             let edge = &mut self.edges[e];
             match &mut edge.route {
-                Route::Direct => send(&edge.senders[0], Message::Batch(batch.clone())).await?,
+                Route::Direct => {
+                    let message = Message::Batch(batch.clone());
+                    send(&edge.senders[0], message, &blocked).await?
+                }
                 Route::RoundRobin { next } => {
                     let i = *next % edge.senders.len();
                     *next = i + 1;
-                    send(&edge.senders[i], Message::Batch(batch.clone())).await?;
+                    let message = Message::Batch(batch.clone());
+                    send(&edge.senders[i], message, &blocked).await?;
                 }
                 Route::Hash {
                     columns,
@@ -86,7 +113,7 @@ impl Router {
                         &mut self.hashes,
                     )?;
                     for (target, part) in parts {
-                        send(&edge.senders[target], Message::Batch(part)).await?;
+                        send(&edge.senders[target], Message::Batch(part), &blocked).await?;
                     }
                 }
             }
@@ -96,19 +123,50 @@ impl Router {
 
     /// Sends a control message to every downstream channel.
     pub(crate) async fn broadcast(&mut self, message: Message) -> Result<()> {
+        let blocked = Blocked {
+            clock: self.clock.as_ref(),
+            total: &self.metrics,
+        };
         for edge in &self.edges {
             for sender in &edge.senders {
-                send(sender, message.clone()).await?;
+                send(sender, message.clone(), &blocked).await?;
             }
         }
         Ok(())
     }
 }
 
-async fn send(sender: &Sender<Message>, message: Message) -> Result<()> {
+/// Where a sender adds the time it waited for room.
+struct Blocked<'a> {
+    clock: &'a dyn Clock,
+    total: &'a SubtaskMetrics,
+}
+
+/// Sends `message`, counting it into the receiver's queue first; waits for room if the
+/// channel is full, and adds the wait to the sender's blocked time.
+async fn send(outlet: &Outlet, message: Message, blocked: &Blocked<'_>) -> Result<()> {
+    outlet.queue.input_queued.fetch_add(1, Ordering::Relaxed);
+    let sent = match outlet.tx.try_send(message) {
+        Ok(()) => Ok(()),
+        Err(TrySendError::Full(message)) => {
+            let start = blocked.clock.monotonic();
+            let sent = outlet.tx.send(message).await.map_err(drop);
+            let micros = blocked.clock.elapsed(start).as_micros();
+            let micros = u64::try_from(micros).unwrap_or(u64::MAX);
+            blocked
+                .total
+                .send_blocked_micros
+                .fetch_add(micros, Ordering::Relaxed);
+            sent
+        }
+        Err(TrySendError::Closed(_)) => Err(()),
+    };
     // The receiver only goes away when its subtask stopped, which means the job is
     // failing or being cancelled; the cause is reported by that subtask.
-    sender.send(message).await.map_err(|_| Error::Cancelled)
+    sent.map_err(|()| {
+        outlet.queue.input_queued.fetch_sub(1, Ordering::Relaxed);
+        Error::Cancelled
+    })
 }
 
 /// Splits `batch` into one batch per downstream subtask by the key group of each row.

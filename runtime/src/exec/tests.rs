@@ -381,8 +381,8 @@ async fn a_restoring_job_runs_inside_a_spawned_task_and_counts_its_checkpoints()
         .await
         .unwrap()
         .unwrap();
-        let (epoch, ..) = metrics.checkpoints.last().expect("the final checkpoint");
-        epochs.push(epoch);
+        let last = metrics.checkpoints.last().expect("the final checkpoint");
+        epochs.push(last.epoch);
     }
     assert!(
         epochs[1] > epochs[0],
@@ -419,7 +419,7 @@ async fn after_falling_back_past_a_corrupt_manifest_epochs_are_never_reused() {
             .unwrap();
         let metrics = job.metrics().clone();
         job.join().await.unwrap();
-        metrics.checkpoints.last().expect("the final checkpoint").0
+        metrics.checkpoints.last().expect("the final checkpoint").epoch
     };
     run(config.clone()).await;
     let second = run(config.clone()).await;

@@ -4,14 +4,21 @@
 //!
 //! Each subtask is addressed by `(node, subtask)` and takes its own ends with
 //! [`Wiring::take`], so the order in which subtasks are started does not matter.
+//!
+//! Every sending end carries the counters of the subtask it feeds, so senders can count
+//! the messages they queue there, and every channel adds its capacity to that subtask's
+//! [`SubtaskMetrics::input_capacity`]: together they say how full its inputs are.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use tokio::sync::mpsc;
 
 use super::InputChannel;
-use super::router::{OutEdge, Route};
+use super::router::{OutEdge, Outlet, Route};
 use crate::graph::{Edge, JobGraph, NodeId, Partitioning};
+use crate::metrics::{JobMetrics, SubtaskMetrics};
 
 /// A subtask of a job: a node and the index of one of its subtasks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -36,8 +43,10 @@ pub(crate) struct Wiring {
 }
 
 impl Wiring {
-    /// Creates the channels of `graph`, each holding up to `capacity` messages.
-    pub(crate) fn plan(graph: &JobGraph, capacity: usize) -> Self {
+    /// Creates the channels of `graph`, each holding up to `capacity` messages; the
+    /// queues are counted in `metrics` (the job's, laid out as `graph`).
+    pub(crate) fn plan(graph: &JobGraph, capacity: usize, metrics: &JobMetrics) -> Self {
+        let capacity = capacity.max(1);
         let mut wiring = Wiring::default();
         for edge in &graph.edges {
             let up = graph.nodes[edge.from].parallelism;
@@ -46,8 +55,15 @@ impl Wiring {
                 let (route, targets) = route(edge, u, up, down, graph.max_key_groups);
                 let mut senders = Vec::with_capacity(targets.len());
                 for d in targets {
-                    let (tx, rx) = mpsc::channel(capacity.max(1));
-                    senders.push(tx);
+                    let (tx, rx) = mpsc::channel(capacity);
+                    let queue: &Arc<SubtaskMetrics> = &metrics.nodes[edge.to].subtasks[d];
+                    queue
+                        .input_capacity
+                        .fetch_add(capacity as u64, Ordering::Relaxed);
+                    senders.push(Outlet {
+                        tx,
+                        queue: queue.clone(),
+                    });
                     let to = SubtaskId {
                         node: edge.to,
                         subtask: d,
