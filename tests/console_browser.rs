@@ -99,7 +99,13 @@ async fn the_console_follows_a_job_submitted_in_its_editor() {
     write_sql(temp.path());
     let log = temp.path().join("server.log");
     let extra = ["--token", TOKEN];
-    let mut server = spawn_server_with(&temp.path().join("data"), "500ms", &log, "127.0.0.1:0", &extra);
+    let mut server = spawn_server_with(
+        &temp.path().join("data"),
+        "500ms",
+        &log,
+        "127.0.0.1:0",
+        &extra,
+    );
     let url = wait_listening(&mut server);
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -122,10 +128,25 @@ async fn the_console_follows_a_job_submitted_in_its_editor() {
     let server_log = std::fs::read_to_string(&log).unwrap_or_default();
     let lines: Vec<&str> = server_log.lines().collect();
     let tail = lines[lines.len().saturating_sub(60)..].join("\n");
-    assert!(status.success(), "the browser checks failed; the server's log ends:\n{tail}");
-    for page in ["01-token-prompt", "03-sql-error", "06-jobs", "07-graph", "08-checkpoints", "09-results", "10-tables"] {
+    assert!(
+        status.success(),
+        "the browser checks failed; the server's log ends:\n{tail}"
+    );
+    for page in [
+        "01-token-prompt",
+        "03-sql-error",
+        "06-jobs",
+        "07-graph",
+        "08-checkpoints",
+        "09-results",
+        "10-tables",
+    ] {
         let file = shots.join(format!("{page}.png"));
-        assert!(file.metadata().is_ok_and(|m| m.len() > 1000), "{}", file.display());
+        assert!(
+            file.metadata().is_ok_and(|m| m.len() > 1000),
+            "{}",
+            file.display()
+        );
     }
 }
 
@@ -143,18 +164,30 @@ async fn console_polling_cost() {
     let temp = tempfile::tempdir().unwrap();
     let log = temp.path().join("server.log");
     let extra = ["--token", TOKEN];
-    let mut server = spawn_server_with(&temp.path().join("data"), "10s", &log, "127.0.0.1:0", &extra);
+    let mut server = spawn_server_with(
+        &temp.path().join("data"),
+        "10s",
+        &log,
+        "127.0.0.1:0",
+        &extra,
+    );
     let url = wait_listening(&mut server);
     let generated = "connector = 'nexmark', type = 'bid', rate = '2000', partitions = '2'";
-    let source = sql_file("bids_source.sql", &[("partitions", "2")])
-        .replace("connector = 'log', topic = 'bids', partitions = '2'", generated);
+    let source = sql_file("bids_source.sql", &[("partitions", "2")]).replace(
+        "connector = 'log', topic = 'bids', partitions = '2'",
+        generated,
+    );
     let sink = sql_file("hot_top3.sql", &[("with", "")]);
     let (status, reply) = post_sql(&client(), &url, &format!("{source}\n{sink}")).await;
     assert_eq!(status, 200, "{reply:#}");
     let mut measure = Command::new(python);
-    measure
-        .arg(script("console_cost.py"))
-        .args([url.as_str(), TOKEN, &server.id().to_string(), "30", "hot"]);
+    measure.arg(script("console_cost.py")).args([
+        url.as_str(),
+        TOKEN,
+        &server.id().to_string(),
+        "30",
+        "hot",
+    ]);
     let status = tokio::task::spawn_blocking(move || measure.status().unwrap())
         .await
         .unwrap();

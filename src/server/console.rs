@@ -86,7 +86,11 @@ mod tests {
         let served: Vec<&str> = FILES.iter().map(|(name, ..)| *name).collect();
         let sources = FILES.iter().map(|(_, _, text)| *text).chain([INDEX]);
         for text in sources {
-            for import in text.split("\"./").skip(1).chain(text.split("/console/").skip(1)) {
+            for import in text
+                .split("\"./")
+                .skip(1)
+                .chain(text.split("/console/").skip(1))
+            {
                 let Some((name, _)) = import.split_once('"') else {
                     continue;
                 };

@@ -58,7 +58,11 @@ impl ApiError {
     }
 
     pub fn internal(error: impl std::fmt::Display) -> Self {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", error.to_string())
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            error.to_string(),
+        )
     }
 
     /// The same error, its message prefixed with what was being done.

@@ -176,7 +176,13 @@ mod tests {
         let output = &json["operators"][2];
         assert_eq!(output["rows_out_per_second"], 10.0);
         assert_eq!(output["input_fill"], 0.75);
-        assert_eq!((output["input_queued"].as_u64(), output["input_capacity"].as_u64()), (Some(12), Some(16)));
+        assert_eq!(
+            (
+                output["input_queued"].as_u64(),
+                output["input_capacity"].as_u64()
+            ),
+            (Some(12), Some(16))
+        );
         // Before the job's first two samples: counters, and null rates.
         let fresh = JobStatus {
             rates: None,

@@ -39,7 +39,10 @@ async fn get_one(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let status = status(&state, &id)?;
-    Ok(Json(describe(&status, state.data.ambient.clock.now_millis())))
+    Ok(Json(describe(
+        &status,
+        state.data.ambient.clock.now_millis(),
+    )))
 }
 
 /// The job's recent checkpoints, newest first (at most [`CHECKPOINT_HISTORY`], kept

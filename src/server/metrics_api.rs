@@ -45,23 +45,75 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 
 /// Every family: name, help text and type, in the order they are written.
 const FAMILIES: [(&str, &str, &str); 17] = [
-    (ROWS_IN, "Rows received by an operator (sources: rows read).", "counter"),
+    (
+        ROWS_IN,
+        "Rows received by an operator (sources: rows read).",
+        "counter",
+    ),
     (ROWS_OUT, "Rows emitted by an operator.", "counter"),
     (LATE, "Rows that arrived behind the watermark.", "counter"),
-    (REJECTED, "Records a source skipped as unusable (bad format, missing event time); 0 elsewhere.", "counter"),
-    (LAG, "Wall-clock time minus the operator's watermark.", "gauge"),
-    (BLOCKED, "Time the operator's subtasks waited for room in a full output channel.", "counter"),
-    (BACKPRESSURE, "Share of the last rate window its most blocked subtask waited for room downstream.", "gauge"),
-    (FILL, "How full the input channels of its fullest subtask are (0 empty, 1 full).", "gauge"),
-    (QUEUED, "Messages waiting in the operator's input channels.", "gauge"),
-    (CAPACITY, "Messages the operator's input channels hold.", "gauge"),
-    (COMPLETED, "Checkpoints completed by the job since it started here.", "counter"),
-    (FAILED, "Checkpoints of the job that failed since it started here.", "counter"),
-    (DURATION, "From barrier injection to durable manifest, for the newest checkpoint.", "gauge"),
+    (
+        REJECTED,
+        "Records a source skipped as unusable (bad format, missing event time); 0 elsewhere.",
+        "counter",
+    ),
+    (
+        LAG,
+        "Wall-clock time minus the operator's watermark.",
+        "gauge",
+    ),
+    (
+        BLOCKED,
+        "Time the operator's subtasks waited for room in a full output channel.",
+        "counter",
+    ),
+    (
+        BACKPRESSURE,
+        "Share of the last rate window its most blocked subtask waited for room downstream.",
+        "gauge",
+    ),
+    (
+        FILL,
+        "How full the input channels of its fullest subtask are (0 empty, 1 full).",
+        "gauge",
+    ),
+    (
+        QUEUED,
+        "Messages waiting in the operator's input channels.",
+        "gauge",
+    ),
+    (
+        CAPACITY,
+        "Messages the operator's input channels hold.",
+        "gauge",
+    ),
+    (
+        COMPLETED,
+        "Checkpoints completed by the job since it started here.",
+        "counter",
+    ),
+    (
+        FAILED,
+        "Checkpoints of the job that failed since it started here.",
+        "counter",
+    ),
+    (
+        DURATION,
+        "From barrier injection to durable manifest, for the newest checkpoint.",
+        "gauge",
+    ),
     (SIZE, "Bytes of state in the newest checkpoint.", "gauge"),
-    (COMMITS, "Phase-2 commit latency of a sink, per checkpoint (this attempt of the job).", "histogram"),
+    (
+        COMMITS,
+        "Phase-2 commit latency of a sink, per checkpoint (this attempt of the job).",
+        "histogram",
+    ),
     (RUNNING, "1 while the job runs, 0 otherwise.", "gauge"),
-    (RESTARTS, "Restarts of the job after failures since it started here.", "counter"),
+    (
+        RESTARTS,
+        "Restarts of the job after failures since it started here.",
+        "counter",
+    ),
 ];
 
 const ROWS_IN: &str = "runnel_operator_rows_in_total";
@@ -156,8 +208,16 @@ fn operator(
 
 fn checkpoints(out: &mut Exposition, labels: &str, metrics: &JobMetrics) {
     let counters = &metrics.checkpoints;
-    out.add(COMPLETED, labels, counters.completed.load(Ordering::Relaxed) as f64);
-    out.add(FAILED, labels, counters.failed.load(Ordering::Relaxed) as f64);
+    out.add(
+        COMPLETED,
+        labels,
+        counters.completed.load(Ordering::Relaxed) as f64,
+    );
+    out.add(
+        FAILED,
+        labels,
+        counters.failed.load(Ordering::Relaxed) as f64,
+    );
     if let Some(last) = counters.last() {
         out.add(DURATION, labels, last.duration_millis as f64 / 1000.0);
         out.add(SIZE, labels, last.size_bytes as f64);
@@ -170,7 +230,8 @@ fn checkpoints(out: &mut Exposition, labels: &str, metrics: &JobMetrics) {
                 false => "+Inf".to_string(),
             };
             let bucket = format!("{labels},le=\"{le}\"");
-            out.samples.push((COMMITS, "_bucket", bucket, *count as f64));
+            out.samples
+                .push((COMMITS, "_bucket", bucket, *count as f64));
         }
         let sum = histogram.sum_seconds;
         out.samples.push((COMMITS, "_sum", labels.clone(), sum));
@@ -206,7 +267,9 @@ mod tests {
         node.subtasks[1].rows_in.store(7, Ordering::Relaxed);
         node.subtasks[0].watermark.store(8_000, Ordering::Relaxed);
         node.subtasks[1].watermark.store(9_000, Ordering::Relaxed);
-        node.subtasks[1].send_blocked_micros.store(250_000, Ordering::Relaxed);
+        node.subtasks[1]
+            .send_blocked_micros
+            .store(250_000, Ordering::Relaxed);
         for subtask in &node.subtasks {
             subtask.input_capacity.store(16, Ordering::Relaxed);
         }

@@ -19,8 +19,13 @@ use super::ingest::{ARROW_STREAM, Format, NDJSON};
 /// JSON lines when the `Accept` header names them, else Arrow IPC.
 pub fn accepted(headers: &HeaderMap) -> Format {
     let accept = headers.get_all(header::ACCEPT).iter();
-    let ranges = accept.filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(','));
-    match ranges.map(Format::from_content_type).any(|f| f == Some(Format::JsonLines)) {
+    let ranges = accept
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','));
+    match ranges
+        .map(Format::from_content_type)
+        .any(|f| f == Some(Format::JsonLines))
+    {
         true => Format::JsonLines,
         false => Format::ArrowStream,
     }

@@ -72,7 +72,10 @@ async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let iceberg = catalog.catalog();
     // No namespace yet: no table was ever created.
     let idents = match iceberg.namespace_exists(&namespace).await {
-        Ok(true) => iceberg.list_tables(&namespace).await.map_err(ApiError::internal)?,
+        Ok(true) => iceberg
+            .list_tables(&namespace)
+            .await
+            .map_err(ApiError::internal)?,
         Ok(false) => Vec::new(),
         Err(e) => return Err(ApiError::internal(e)),
     };

@@ -127,7 +127,9 @@ fn format(headers: &HeaderMap) -> Result<Format, ApiError> {
         ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
-            format!("Content-Type {content_type:?} is not accepted; use {NDJSON} or {ARROW_STREAM}"),
+            format!(
+                "Content-Type {content_type:?} is not accepted; use {NDJSON} or {ARROW_STREAM}"
+            ),
         )
     })
 }

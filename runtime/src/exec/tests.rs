@@ -419,7 +419,11 @@ async fn after_falling_back_past_a_corrupt_manifest_epochs_are_never_reused() {
             .unwrap();
         let metrics = job.metrics().clone();
         job.join().await.unwrap();
-        metrics.checkpoints.last().expect("the final checkpoint").epoch
+        metrics
+            .checkpoints
+            .last()
+            .expect("the final checkpoint")
+            .epoch
     };
     run(config.clone()).await;
     let second = run(config.clone()).await;

@@ -130,7 +130,12 @@ impl CheckpointMetrics {
     /// The newest completed checkpoint.
     pub fn last(&self) -> Option<CheckpointRecord> {
         let history = self.history_lock();
-        history.records.iter().rev().find(|r| r.is_completed()).cloned()
+        history
+            .records
+            .iter()
+            .rev()
+            .find(|r| r.is_completed())
+            .cloned()
     }
 
     /// Puts the history of an earlier attempt of the same job before this one's.
@@ -215,7 +220,11 @@ mod tests {
             history[1].outcome,
             CheckpointOutcome::Failed("window[1]: storage unavailable".into())
         );
-        assert_eq!(metrics.last().map(|r| r.epoch), Some(1), "the newest completed");
+        assert_eq!(
+            metrics.last().map(|r| r.epoch),
+            Some(1),
+            "the newest completed"
+        );
         assert_eq!(metrics.completed.load(Ordering::Relaxed), 1);
         assert_eq!(metrics.failed.load(Ordering::Relaxed), 1);
         for epoch in 3..(3 + CHECKPOINT_HISTORY as u64) {
@@ -237,6 +246,10 @@ mod tests {
         second.carry_over(&first);
         let epochs: Vec<Epoch> = second.history().iter().map(|r| r.epoch).collect();
         assert_eq!(epochs, [1, 2, 3]);
-        assert_eq!(second.completed.load(Ordering::Relaxed), 1, "counters stay per attempt");
+        assert_eq!(
+            second.completed.load(Ordering::Relaxed),
+            1,
+            "counters stay per attempt"
+        );
     }
 }
