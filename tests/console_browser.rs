@@ -66,8 +66,9 @@ pub fn screenshots() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots")
 }
 
-/// Posts the bids once job `hot` exists (the editor creates the topic), about 4,000 per
-/// second (2 s of event time: a window closes every second), until `stop`.
+/// Posts the bids once job `hot` exists (the editor creates the topic), one batch per
+/// partition every 250 ms (the browser test's 500-row batches: about 4,000 bids per
+/// second, 2 s of event time, so a window closes every second), until `stop`.
 async fn produce(url: String, partitions: Vec<Vec<RecordBatch>>, stop: Arc<AtomicBool>) {
     let client = client();
     while !stop.load(Ordering::Relaxed) {
@@ -150,12 +151,12 @@ async fn the_console_follows_a_job_submitted_in_its_editor() {
     }
 }
 
-/// What the console costs the server while someone looks at it: a hot-items job over a
-/// paced Nexmark generator (2,000 events/s), then for each page (none, jobs, graph,
-/// checkpoints, live results) the requests the page makes, the bytes it reads and the
-/// server's CPU, over 30 s each. A measurement, printed, not asserted: run it with
-/// `cargo test --test console_browser -- --ignored --nocapture` (`--release` for an
-/// optimised server).
+/// What the console costs the server while someone looks at it: a hot-items job over
+/// bids posted at about 2,000 per second, then for each page (none, jobs, graph,
+/// checkpoints, live results, none again) the requests the page makes, the bytes it
+/// reads and the server's CPU, over 20 s each. A measurement, printed, not asserted: run
+/// it with `cargo test --test console_browser -- --ignored --nocapture` (`--release` for
+/// an optimised server).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement, run by hand"]
 async fn console_polling_cost() {
@@ -172,25 +173,27 @@ async fn console_polling_cost() {
         &extra,
     );
     let url = wait_listening(&mut server);
-    let generated = "connector = 'nexmark', type = 'bid', rate = '2000', partitions = '2'";
-    let source = sql_file("bids_source.sql", &[("partitions", "2")]).replace(
-        "connector = 'log', topic = 'bids', partitions = '2'",
-        generated,
-    );
+    let source = sql_file("bids_source.sql", &[("partitions", "2")]);
     let sink = sql_file("hot_top3.sql", &[("with", "")]);
     let (status, reply) = post_sql(&client(), &url, &format!("{source}\n{sink}")).await;
     assert_eq!(status, 200, "{reply:#}");
+    // 250 bids per partition every 250 ms, for longer than the six pages take.
+    let stop = Arc::new(AtomicBool::new(false));
+    let bids = bids_by_partition(31, 320_000, 250, PARTITIONS);
+    let producer = tokio::spawn(produce(url.clone(), bids, stop.clone()));
     let mut measure = Command::new(python);
     measure.arg(script("console_cost.py")).args([
         url.as_str(),
         TOKEN,
         &server.id().to_string(),
-        "30",
+        "20",
         "hot",
     ]);
     let status = tokio::task::spawn_blocking(move || measure.status().unwrap())
         .await
         .unwrap();
+    stop.store(true, Ordering::Relaxed);
+    producer.await.unwrap();
     server.kill().unwrap();
     server.wait().unwrap();
     assert!(status.success());

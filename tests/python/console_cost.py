@@ -6,12 +6,17 @@ For each page (none open, the jobs page, a job's graph, its checkpoints, its liv
 results) it lets the page settle, then for SECONDS counts the requests the page made
 (the browser's resource timings) and the server's CPU time (/proc/PID/stat), and
 prints one JSON line per page.
+
+The running job's own CPU drifts by more than a page adds, so it then measures each
+endpoint the pages poll on its own: the server's CPU over a burst of requests, less
+what the server used in as long a quiet spell just before, per request.
 """
 
 import json
 import os
 import sys
 import time
+import urllib.request
 
 from browser import browser, css, login, visible, wait
 
@@ -47,6 +52,24 @@ def measure(driver, page):
     }
 
 
+def per_request(path, count=300):
+    request = urllib.request.Request(f"{URL}{path}", headers={"Authorization": f"Bearer {TOKEN}"})
+    cpu, start = cpu_seconds(), time.time()
+    time.sleep(5)
+    quiet = (cpu_seconds() - cpu) / (time.time() - start)
+    cpu, start, size = cpu_seconds(), time.time(), 0
+    for _ in range(count):
+        with urllib.request.urlopen(request) as reply:
+            size += len(reply.read())
+    cpu, elapsed = cpu_seconds() - cpu, time.time() - start
+    return {
+        "endpoint": path,
+        "server_cpu_ms_per_request": round(1000 * max(cpu - quiet * elapsed, 0) / count, 3),
+        "latency_ms": round(1000 * elapsed / count, 2),
+        "kib_per_request": round(size / count / 1024, 2),
+    }
+
+
 def main():
     driver = browser()
     try:
@@ -58,6 +81,8 @@ def main():
             print(json.dumps(measure(driver, page)), flush=True)
     finally:
         driver.quit()
+    for path in ["/v1/jobs", f"/v1/jobs/{JOB}", f"/v1/jobs/{JOB}/checkpoints", "/metrics"]:
+        print(json.dumps(per_request(path)), flush=True)
 
 
 if __name__ == "__main__":
