@@ -250,14 +250,9 @@ impl Coordinator {
             Ok(Some(record)) => self.metrics.checkpoints.record(record),
             Ok(None) => {}
             Err(error) if self.durable.is_some() => {
-                self.metrics.checkpoints.record(CheckpointRecord {
-                    epoch,
-                    finished_at: self.clock.now_millis(),
-                    duration_millis: millis(self.clock.elapsed(injected)),
-                    size_bytes: 0,
-                    sink_commit_millis: None,
-                    outcome: CheckpointOutcome::Failed(error.to_string()),
-                });
+                let (now, took) = (self.clock.now_millis(), self.clock.elapsed(injected));
+                let failed = CheckpointRecord::failed(epoch, now, millis(took), error.to_string());
+                self.metrics.checkpoints.record(failed);
                 return Err(error);
             }
             Err(error) => return Err(error),

@@ -47,6 +47,24 @@ pub struct CheckpointRecord {
 }
 
 impl CheckpointRecord {
+    /// Checkpoint `epoch` failed at `finished_at`, `duration_millis` after its barriers
+    /// went out, with `message`.
+    pub fn failed(
+        epoch: Epoch,
+        finished_at: Millis,
+        duration_millis: u64,
+        message: String,
+    ) -> Self {
+        CheckpointRecord {
+            epoch,
+            finished_at,
+            duration_millis,
+            size_bytes: 0,
+            sink_commit_millis: None,
+            outcome: CheckpointOutcome::Failed(message),
+        }
+    }
+
     pub fn is_completed(&self) -> bool {
         self.outcome == CheckpointOutcome::Completed
     }
