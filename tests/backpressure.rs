@@ -16,11 +16,14 @@ use async_trait::async_trait;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStore, PutOptions, PutPayload, PutResult};
+use runnel::connectors::log::{EmbeddedLog, Topic};
 use runnel::data::DataRoot;
 use runnel::server::{DEFAULT_MAX_BODY_BYTES, ServeOptions, serve};
 use runnel_runtime::Ambient;
 use runnel_runtime::storage::{Layered, StoreLayer};
 use serde_json::Value;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 use common::durable::free_port;
 use common::http::{bids_by_partition, get_json, get_text, post_sql, sql_file};
@@ -55,59 +58,20 @@ impl StoreLayer for SlowSinkState {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_sink_shows_full_channels_and_blocked_upstream() {
-    let store: Arc<dyn ObjectStore> =
-        Arc::new(Layered::wrap(SlowSinkState(Arc::new(InMemory::new()))));
-    let data = DataRoot::new(store, Path::from("data"), "memory", Ambient::system()).unwrap();
-    let log = data.log();
-    let port = free_port();
-    let options = ServeOptions {
-        listen: format!("127.0.0.1:{port}").parse().unwrap(),
-        checkpoint_interval: Duration::from_millis(100),
-        shutdown_timeout: Duration::from_secs(10),
-        token: None,
-        max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-    };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(data, options, async {
-        let _ = stopped.await;
-    }));
-    let url = format!("http://127.0.0.1:{port}");
+    let (url, log, stop, server) = start_server().await;
     let client = reqwest::Client::new();
-    wait_for(Duration::from_secs(30), || async {
-        client.get(format!("{url}/healthz")).send().await.is_ok()
-    })
-    .await;
-
-    // The bids topic, fed at a steady 8,000 bids/s (a batch of 200 per partition every
-    // 50 ms: 40 batches per partition during each stalled checkpoint, more than the
-    // channels hold) for as long as the test looks.
-    let (status, reply) = post_sql(
-        &client,
-        &url,
-        &sql_file("bids_source.sql", &[("partitions", "2")]),
-    )
-    .await;
+    let source = sql_file("bids_source.sql", &[("partitions", "2")]);
+    let (status, reply) = post_sql(&client, &url, &source).await;
     assert_eq!(status, 200, "{reply:#}");
-    let bids = log.topic("bids").await.unwrap();
-    let producer = tokio::spawn(async move {
-        let partitions = bids_by_partition(5, 240_000, 200, 2);
-        for round in 0..partitions[0].len() {
-            for (p, batches) in partitions.iter().enumerate() {
-                bids.append(p as u32, &batches[round..=round], None)
-                    .await
-                    .unwrap();
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    });
+    let producer = tokio::spawn(feed_bids(log.topic("bids").await.unwrap()));
     let sink = "CREATE SINK slow WITH (connector = 'log', topic = 'slow_out') AS \
                 SELECT auction, price, date_time FROM bids";
     let (status, reply) = post_sql(&client, &url, sink).await;
     assert_eq!(status, 200, "{reply:#}");
 
-    // Every channel from the sources to the sink full, every node before the sink
-    // blocked on send for most of the rate window: in the graph and in /metrics, read
-    // together (the sink runs free for a moment after each checkpoint).
+    // Every channel from the sources to the sink full, the nodes before the sink blocked
+    // on send: in the graph and in /metrics, read together (the sink runs free for a
+    // moment after each checkpoint).
     let start = Instant::now();
     let (job, text) = loop {
         let job = get_json(&client, &format!("{url}/v1/jobs/slow")).await;
@@ -135,6 +99,53 @@ async fn a_slow_sink_shows_full_channels_and_blocked_upstream() {
     producer.abort();
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
+}
+
+/// A server over an in-memory store whose sink state puts are slow, checkpointing every
+/// 100 ms: its URL, its log, and what stops it.
+async fn start_server() -> (
+    String,
+    EmbeddedLog,
+    oneshot::Sender<()>,
+    JoinHandle<anyhow::Result<()>>,
+) {
+    let store: Arc<dyn ObjectStore> =
+        Arc::new(Layered::wrap(SlowSinkState(Arc::new(InMemory::new()))));
+    let data = DataRoot::new(store, Path::from("data"), "memory", Ambient::system()).unwrap();
+    let log = data.log();
+    let port = free_port();
+    let options = ServeOptions {
+        listen: format!("127.0.0.1:{port}").parse().unwrap(),
+        checkpoint_interval: Duration::from_millis(100),
+        shutdown_timeout: Duration::from_secs(10),
+        token: None,
+        max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+    };
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(serve(data, options, async {
+        let _ = stopped.await;
+    }));
+    let url = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    wait_for(Duration::from_secs(30), || async {
+        client.get(format!("{url}/healthz")).send().await.is_ok()
+    })
+    .await;
+    (url, log, stop, server)
+}
+
+/// Feeds the bids topic at a steady 8,000 bids/s (a batch of 200 per partition every
+/// 50 ms: 40 batches per partition during each stalled checkpoint, more than the
+/// channels hold) for 15 s, longer than the test looks.
+async fn feed_bids(bids: Topic) {
+    let partitions = bids_by_partition(5, 240_000, 200, 2);
+    for round in 0..partitions[0].len() {
+        for (p, batches) in partitions.iter().enumerate() {
+            let batch = &batches[round..=round];
+            bids.append(p as u32, batch, None).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Every node but the sources has full inputs; every operator between them and the sink
