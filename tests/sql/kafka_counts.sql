@@ -6,7 +6,7 @@ CREATE SOURCE bids (
     WATERMARK FOR date_time AS date_time - INTERVAL '2' SECOND
 ) WITH (
     connector = 'kafka', topic = 'bids', bootstrap.servers = '{bootstrap}',
-    scan.startup.mode = 'earliest'
+    scan.startup.mode = 'earliest', 'source.idle-timeout-ms' = '1000'
 );
 CREATE SINK counts WITH (
     connector = 'kafka', topic = 'counts', bootstrap.servers = '{bootstrap}',
