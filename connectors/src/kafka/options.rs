@@ -49,12 +49,8 @@ pub struct Broker {
 
 impl Broker {
     fn read(r: &mut OptionReader) -> Result<Self, OptionError> {
-        let bootstrap = r
-            .text(&["bootstrap.servers", "properties.bootstrap.servers"])
-            .ok_or_else(|| OptionError::clause("option `bootstrap.servers` is required"))?;
-        let topic = r
-            .text(&["topic"])
-            .ok_or_else(|| OptionError::clause("option `topic` is required"))?;
+        let bootstrap = r.required(&["bootstrap.servers", "properties.bootstrap.servers"])?;
+        let topic = r.required(&["topic"])?;
         check_topic(&topic)?;
         r.choice(&["format"], &["json"], "json")?;
         let properties = r

@@ -55,7 +55,8 @@ pub struct KafkaSink {
     key_column: Option<usize>,
     partitions: u32,
     producer: OnceCell<FutureProducer>,
-    reader: OnceCell<Arc<BaseConsumer>>,
+    /// Reads partitions back before a re-commit (blocking calls, off the async workers).
+    reader: Arc<BaseConsumer>,
 }
 
 impl std::fmt::Debug for KafkaSink {
@@ -101,7 +102,7 @@ impl KafkaSink {
             key_column,
             partitions,
             producer: OnceCell::new(),
-            reader: OnceCell::new_with(Some(consumer)),
+            reader: consumer,
         })
     }
 
@@ -124,11 +125,7 @@ impl KafkaSink {
 
     /// What of each partition's records is already in the topic.
     async fn marks(&self, partitions: Vec<u32>) -> Result<BTreeMap<u32, Mark>> {
-        let consumer = self
-            .reader
-            .get()
-            .cloned()
-            .ok_or_else(|| Error::Internal("kafka sink without its reader".into()))?;
+        let consumer = self.reader.clone();
         let (topic, sink) = (self.options.broker.topic.clone(), self.sink_id.clone());
         tokio::task::spawn_blocking(move || {
             let mut marks = BTreeMap::new();

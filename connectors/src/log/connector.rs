@@ -23,13 +23,9 @@ fn topic_options(
     let mut r = OptionReader::new(options);
     let topic = r.text_or(&["topic"], name);
     validate_topic_name(&topic).map_err(|e| OptionError::at("topic", e.to_string()))?;
-    match r.count(&["partitions"], MAX_PARTITIONS)? {
-        Some(_) => {}
-        None => {
-            if let Some(n) = default_partitions {
-                r.set("partitions", n.to_string());
-            }
-        }
+    let partitions = r.count(&["partitions"], MAX_PARTITIONS)?;
+    if let (None, Some(n)) = (partitions, default_partitions) {
+        r.set("partitions", n.to_string());
     }
     r.finish("log", KNOWN)
 }
