@@ -20,7 +20,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
-use common::durable::{spawn_server, stderr_logs, wait_listening, wait_until};
+use common::durable::{LogsOnFailure, spawn_server, stderr_logs, wait_listening, wait_until};
 use common::http::{bids_by_partition, flush_row, newest_event, post_sql, sql_file};
 use common::kafka::{Broker, produce_json, read_with_kafka_python, record_count};
 
@@ -97,6 +97,7 @@ async fn kafka_to_kafka_is_exact_through_ten_kill_9s() {
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path().join("data");
     let logs = stderr_logs(temp.path());
+    let _show = LogsOnFailure(logs.clone());
     let sql = sql_file("kafka_counts.sql", &[("bootstrap", &broker.bootstrap)]);
     let mut rng = StdRng::seed_from_u64(11);
     let client = reqwest::Client::new();

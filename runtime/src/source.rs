@@ -123,6 +123,16 @@ pub trait SourceReader: Send {
     /// Position of each assigned partition: the offset of the next row to read.
     fn positions(&self) -> Vec<(u32, u64)>;
 
+    /// Whether the reader has handed out everything `partition` holds as far as it
+    /// knows. Only such a partition may go idle: one that merely waits its turn behind
+    /// a backlog (a slow fetch, backpressure) must not, or the watermark would pass the
+    /// rows it still holds and make them late. The default, for readers that cannot
+    /// tell, says yes.
+    fn caught_up(&self, partition: u32) -> bool {
+        let _ = partition;
+        true
+    }
+
     /// The checkpoint that stored `positions` (as this reader reported them) is
     /// complete. Nothing depends on what a reader does with it; a Kafka reader commits
     /// the offsets to its consumer group so that lag monitors see progress.

@@ -91,7 +91,7 @@ pub fn catalog(dir: &Path) -> JobCatalog {
 }
 
 /// A `runnel serve` process on `dir`; its stderr goes to `log`.
-pub fn spawn_server(dir: &Path, interval: &str, log: &Path) -> Child {
+pub fn spawn_server(dir: &Path, interval: &str, log: &Path) -> Server {
     spawn_server_on(dir, interval, log, "127.0.0.1:0")
 }
 
@@ -105,7 +105,7 @@ pub fn free_port() -> u16 {
 }
 
 /// A `runnel serve` process on `dir` listening on `listen`.
-pub fn spawn_server_on(dir: &Path, interval: &str, log: &Path, listen: &str) -> Child {
+pub fn spawn_server_on(dir: &Path, interval: &str, log: &Path, listen: &str) -> Server {
     spawn_server_with(dir, interval, log, listen, &[])
 }
 
@@ -116,8 +116,8 @@ pub fn spawn_server_with(
     log: &Path,
     listen: &str,
     extra: &[&str],
-) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_runnel"))
+) -> Server {
+    let child = Command::new(env!("CARGO_BIN_EXE_runnel"))
         .args([
             "serve",
             "--listen",
@@ -133,7 +133,8 @@ pub fn spawn_server_with(
         .stdout(Stdio::piped())
         .stderr(File::create(log).unwrap())
         .spawn()
-        .unwrap()
+        .unwrap();
+    Server(child)
 }
 
 /// Reads the server's stdout up to its `listening on` line; returns the base URL.
@@ -207,4 +208,52 @@ pub fn stderr_logs(dir: &Path) -> PathBuf {
     let logs = dir.join("process-logs");
     std::fs::create_dir_all(&logs).unwrap();
     logs
+}
+
+/// A server process that is killed when dropped, so a failed test leaves none behind.
+pub struct Server(Child);
+
+impl std::ops::Deref for Server {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// When dropped during a failing test, prints the end of every process log in `dir`
+/// (the temporary directory holding them is removed right after).
+pub struct LogsOnFailure(pub PathBuf);
+
+impl Drop for LogsOnFailure {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let mut logs: Vec<PathBuf> = std::fs::read_dir(&self.0)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        logs.sort();
+        for log in logs {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = lines[lines.len().saturating_sub(30)..].join("\n");
+            eprintln!("--- end of {} ---\n{tail}", log.display());
+        }
+    }
 }

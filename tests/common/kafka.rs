@@ -26,7 +26,7 @@ pub fn tansu() -> PathBuf {
 pub struct Broker {
     child: Child,
     pub bootstrap: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Broker {
@@ -54,7 +54,7 @@ impl Broker {
         let broker = Broker {
             child,
             bootstrap,
-            _dir: dir,
+            dir,
         };
         let start = Instant::now();
         while std::net::TcpStream::connect(&broker.bootstrap).is_err() {
@@ -81,7 +81,15 @@ impl Broker {
 }
 
 impl Drop for Broker {
+    /// Stops the broker; when a test failed, shows the end of its log first.
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(self.dir.path().join("broker.log"));
+            let log = log.unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+            eprintln!("--- end of the broker's log ---\n{tail}");
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -135,7 +143,7 @@ pub fn record_count(bootstrap: &str, topic: &str, partitions: u32) -> i64 {
     (0..partitions as i32)
         .map(|p| {
             let (low, high) = consumer
-                .fetch_watermarks(topic, p, Duration::from_secs(10))
+                .fetch_watermarks(topic, p, Duration::from_secs(30))
                 .unwrap();
             high - low
         })

@@ -19,6 +19,7 @@ mod decode;
 mod discovery;
 mod options;
 mod partitioner;
+mod reader;
 pub mod sink;
 mod source;
 mod tail;

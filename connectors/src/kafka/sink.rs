@@ -15,6 +15,10 @@
 //! is a prefix) and only the rest are written; a newer writer generation means a newer
 //! instance of the job took over, and this one is fenced.
 //!
+//! Every commit asks each partition's end offset first: when this instance's previous
+//! commit wrote everything and the partition still ends where that commit left it,
+//! nothing of this epoch (and no newer writer) is there, and the read-back is skipped.
+//!
 //! What remains: two instances committing the same epoch at the same moment (a zombie
 //! the supervisor has not stopped yet, both past their read-back) could both write the
 //! missing suffix. The job's checkpoint chain fences the old instance at its next
@@ -57,6 +61,16 @@ pub struct KafkaSink {
     producer: OnceCell<FutureProducer>,
     /// Reads partitions back before a re-commit (blocking calls, off the async workers).
     reader: Arc<BaseConsumer>,
+    /// What this instance's last commit wrote completely, if it did.
+    written: std::sync::Mutex<Option<Written>>,
+}
+
+/// The epoch a commit wrote completely and, per partition, the offset after its last
+/// record: a later epoch finding a partition still ending there needs no read-back.
+#[derive(Debug, Clone)]
+struct Written {
+    epoch: Epoch,
+    ends: BTreeMap<u32, i64>,
 }
 
 impl std::fmt::Debug for KafkaSink {
@@ -103,6 +117,7 @@ impl KafkaSink {
             partitions,
             producer: OnceCell::new(),
             reader: consumer,
+            written: std::sync::Mutex::new(None),
         })
     }
 
@@ -123,14 +138,20 @@ impl KafkaSink {
             .await
     }
 
-    /// What of each partition's records is already in the topic.
-    async fn marks(&self, partitions: Vec<u32>) -> Result<BTreeMap<u32, Mark>> {
+    /// What of each partition's records is already in the topic; `ends` are the
+    /// partition ends this instance's earlier commits left.
+    async fn marks(
+        &self,
+        partitions: Vec<u32>,
+        ends: BTreeMap<u32, i64>,
+    ) -> Result<BTreeMap<u32, Mark>> {
         let consumer = self.reader.clone();
         let (topic, sink) = (self.options.broker.topic.clone(), self.sink_id.clone());
         tokio::task::spawn_blocking(move || {
             let mut marks = BTreeMap::new();
             for p in partitions {
-                if let Some(mark) = last_mark(&consumer, &topic, p, &sink)? {
+                let known_end = ends.get(&p).copied();
+                if let Some(mark) = last_mark(&consumer, &topic, p, &sink, known_end)? {
                     marks.insert(p, mark);
                 }
             }
@@ -138,6 +159,33 @@ impl KafkaSink {
         })
         .await
         .map_err(|e| Error::Internal(format!("kafka read-back: {e}")))?
+    }
+}
+
+fn poisoned<T>(_: T) -> Error {
+    Error::Internal("kafka sink: a commit panicked".into())
+}
+
+impl KafkaSink {
+    /// The headers that tell which sink, writer generation, epoch, place in the epoch's
+    /// records of its partition and subtask a record comes from.
+    fn headers(&self, generation: u64, epoch: Epoch, seq: usize, subtask: usize) -> OwnedHeaders {
+        let values = [
+            (GENERATION_HEADER, generation.to_string()),
+            (EPOCH_HEADER, epoch.to_string()),
+            (SEQ_HEADER, seq.to_string()),
+            (SUBTASK_HEADER, subtask.to_string()),
+        ];
+        let sink = OwnedHeaders::new().insert(Header {
+            key: SINK_HEADER,
+            value: Some(&self.sink_id),
+        });
+        values.iter().fold(sink, |headers, (key, value)| {
+            headers.insert(Header {
+                key,
+                value: Some(value),
+            })
+        })
     }
 }
 
@@ -214,8 +262,18 @@ impl Sink for KafkaSink {
         if records.is_empty() {
             return Ok(());
         }
+        // Taken out for the commit: an error on the way leaves none, so the next commit
+        // reads back.
+        let previous = self.written.lock().map_err(poisoned)?.take();
+        let mut ends = previous
+            .filter(|w| w.epoch < epoch)
+            .map(|w| w.ends)
+            .unwrap_or_default();
         let marks = match self.options.exactly_once {
-            true => self.marks(records.keys().copied().collect()).await?,
+            true => {
+                let partitions = records.keys().copied().collect();
+                self.marks(partitions, ends.clone()).await?
+            }
             false => BTreeMap::new(),
         };
         let producer = self.producer().await?;
@@ -235,33 +293,7 @@ impl Sink for KafkaSink {
                 _ => 0,
             };
             for (seq, out) in outs.iter().enumerate().skip(skip) {
-                let (generation, epoch, seq, subtask) = (
-                    generation.to_string(),
-                    epoch.to_string(),
-                    seq.to_string(),
-                    out.subtask.to_string(),
-                );
-                let headers = OwnedHeaders::new()
-                    .insert(Header {
-                        key: SINK_HEADER,
-                        value: Some(&self.sink_id),
-                    })
-                    .insert(Header {
-                        key: GENERATION_HEADER,
-                        value: Some(&generation),
-                    })
-                    .insert(Header {
-                        key: EPOCH_HEADER,
-                        value: Some(&epoch),
-                    })
-                    .insert(Header {
-                        key: SEQ_HEADER,
-                        value: Some(&seq),
-                    })
-                    .insert(Header {
-                        key: SUBTASK_HEADER,
-                        value: Some(&subtask),
-                    });
+                let headers = self.headers(generation, epoch, seq, out.subtask);
                 let mut record = FutureRecord::to(topic)
                     .partition(*partition as i32)
                     .payload(&out.value)
@@ -281,10 +313,13 @@ impl Sink for KafkaSink {
                 .map_err(|_| {
                     Error::external(format!("kafka topic {topic}"), "delivery timed out")
                 })?;
-            outcome
+            let delivered = outcome
                 .map_err(|_| Error::external(format!("kafka topic {topic}"), "producer went away"))?
                 .map_err(|(e, _)| Error::external(format!("writing to kafka topic {topic}"), e))?;
+            let end = ends.entry(delivered.partition as u32).or_insert(0);
+            *end = (*end).max(delivered.offset + 1);
         }
+        *self.written.lock().map_err(poisoned)? = Some(Written { epoch, ends });
         Ok(())
     }
 }

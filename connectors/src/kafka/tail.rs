@@ -54,16 +54,25 @@ fn mark_of(message: &BorrowedMessage<'_>, sink: &str) -> Option<Mark> {
 
 /// The last record `sink` wrote to `partition` of `topic`, reading back from the end in
 /// growing windows (other writers' records may follow it). Blocking.
+///
+/// `known_end` is the partition's end right after this sink instance's previous commit
+/// wrote everything it had: if the partition still ends there, no record of a later
+/// epoch can be in it, and `None` is the answer without reading (one offsets request
+/// instead of a fetch per commit).
 pub(crate) fn last_mark(
     consumer: &BaseConsumer,
     topic: &str,
     partition: u32,
     sink: &str,
+    known_end: Option<i64>,
 ) -> Result<Option<Mark>> {
     let context = || format!("reading back kafka topic {topic} partition {partition}");
     let (low, high) = consumer
         .fetch_watermarks(topic, partition as i32, REQUEST_TIMEOUT)
         .map_err(|e| Error::external(context(), e))?;
+    if known_end == Some(high) {
+        return Ok(None);
+    }
     let (mut end, mut window) = (high, FIRST_WINDOW);
     while end > low {
         let start = (end - window).max(low);

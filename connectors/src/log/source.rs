@@ -140,6 +140,7 @@ impl Source for LogSource {
                 fetched: start,
                 bound,
                 pending: VecDeque::new(),
+                at_end: false,
             });
         }
         Ok(Box::new(LogReader {
@@ -161,6 +162,8 @@ struct Cursor {
     /// Bounded readers stop here.
     bound: Option<u64>,
     pending: VecDeque<RecordBatch>,
+    /// The last fetch found nothing new: the partition is read to its end.
+    at_end: bool,
 }
 
 impl Cursor {
@@ -206,6 +209,7 @@ impl SourceReader for LogReader {
                 .topic
                 .read(cursor.partition, cursor.fetched, max_rows)
                 .await?;
+            cursor.at_end = read.next_offset == cursor.fetched;
             cursor.fetched = read.next_offset;
             cursor
                 .pending
@@ -226,6 +230,11 @@ impl SourceReader for LogReader {
             .iter()
             .map(|c| (c.partition, c.emitted))
             .collect()
+    }
+
+    fn caught_up(&self, partition: u32) -> bool {
+        let cursor = self.cursors.iter().find(|c| c.partition == partition);
+        cursor.is_none_or(|c| c.at_end && c.pending.is_empty())
     }
 }
 

@@ -77,6 +77,7 @@ pub(super) async fn write_epoch(
             node: "bids".into(),
             partition: 0,
             offset: epoch * 100,
+            max_event_time: None,
         }],
         sinks: vec![SinkCommit {
             node: "out".into(),

@@ -96,12 +96,17 @@ pub struct StateFile {
     pub rows: u64,
 }
 
-/// Where a source partition resumes: the next offset to read.
+/// Where a source partition resumes: the next offset to read, and the largest event time
+/// read from it so far (its watermark starts there again on restore).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourcePosition {
     pub node: String,
     pub partition: u32,
     pub offset: u64,
+    /// Absent in checkpoints written before it was recorded, and for a partition that
+    /// has delivered no event yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_event_time: Option<i64>,
 }
 
 /// What one sink subtask staged for the epoch (phase 1), committed in phase 2.
@@ -230,6 +235,7 @@ pub(crate) mod tests {
                 node: "bids".into(),
                 partition: 0,
                 offset: epoch * 10,
+                max_event_time: None,
             }],
             sinks: vec![SinkCommit {
                 node: "out".into(),

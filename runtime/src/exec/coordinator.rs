@@ -13,7 +13,7 @@
 //! final barrier, and the sources send `End` right behind it. So sinks commit
 //! everything a job produced, with or without periodic checkpoints.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -80,7 +80,10 @@ pub(crate) enum Report {
 
 #[derive(Debug)]
 pub(crate) enum AckPart {
-    Source(Vec<(u32, u64)>),
+    Source {
+        positions: Vec<(u32, u64)>,
+        event_times: Vec<(u32, Millis)>,
+    },
     Operator {
         files: Vec<StateFile>,
         watermark: Millis,
@@ -356,11 +359,16 @@ impl Coordinator {
                 watermark,
             };
             match part {
-                AckPart::Source(positions) => {
+                AckPart::Source {
+                    positions,
+                    event_times,
+                } => {
+                    let times: HashMap<u32, Millis> = event_times.into_iter().collect();
                     let position = |(partition, offset)| SourcePosition {
                         node: info.name.clone(),
                         partition,
                         offset,
+                        max_event_time: times.get(&partition).copied(),
                     };
                     meta.sources.extend(positions.into_iter().map(position));
                 }

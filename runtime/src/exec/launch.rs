@@ -124,6 +124,12 @@ impl<'a> Launch<'a> {
         router: Router,
     ) -> SourceTask {
         let assignment = Assignment::of(ctx.subtask, node.parallelism, source.partitions());
+        let restored_times = self.restored.event_times.get(&node.name);
+        let owned = restored_times.into_iter().flatten();
+        let event_times = owned
+            .filter(|(p, _)| assignment.owns(**p))
+            .map(|(&p, &t)| (p, t))
+            .collect();
         let (inject_tx, inject_rx) = mpsc::unbounded_channel();
         self.injections.push(inject_tx);
         SourceTask {
@@ -137,6 +143,7 @@ impl<'a> Launch<'a> {
                 .get(&node.name)
                 .cloned()
                 .unwrap_or_default(),
+            event_times,
             router,
             clock: self.config.clock.clone(),
             stop: self.stop.clone(),

@@ -35,6 +35,8 @@ pub(crate) struct Restored {
     pub(crate) state: HashMap<String, Vec<(usize, Vec<RecordBatch>)>>,
     /// Per source node name: partition -> offset.
     pub(crate) positions: HashMap<String, HashMap<u32, u64>>,
+    /// Per source node name: partition -> largest event time read.
+    pub(crate) event_times: HashMap<String, HashMap<u32, crate::message::Millis>>,
     /// Per operator node name: the smallest watermark its subtasks had reached.
     pub(crate) watermarks: HashMap<String, crate::message::Millis>,
 }
@@ -157,6 +159,13 @@ pub(crate) async fn load(
             .entry(position.node.clone())
             .or_default()
             .insert(position.partition, position.offset);
+        if let Some(t) = position.max_event_time {
+            restored
+                .event_times
+                .entry(position.node.clone())
+                .or_default()
+                .insert(position.partition, t);
+        }
     }
     Ok(restored)
 }

@@ -81,6 +81,8 @@ pub(crate) struct SourceTask {
     pub(crate) strategy: WatermarkStrategy,
     pub(crate) assignment: Assignment,
     pub(crate) positions: HashMap<u32, u64>,
+    /// Per owned partition, the largest event time read before the restore.
+    pub(crate) event_times: HashMap<u32, Millis>,
     pub(crate) router: Router,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) stop: watch::Receiver<bool>,
@@ -102,6 +104,7 @@ impl Barriers {
         &mut self,
         inject: Inject,
         reader: &mut dyn SourceReader,
+        watermarks: &PartitionWatermarks,
         router: &mut Router,
         ctx: &SubtaskCtx,
     ) -> Result<bool> {
@@ -116,9 +119,68 @@ impl Barriers {
         }
         let positions = reader.positions();
         router.broadcast(Message::Barrier(inject.epoch)).await?;
-        ctx.ack(inject.epoch, AckPart::Source(positions.clone()))?;
+        let part = AckPart::Source {
+            positions: positions.clone(),
+            event_times: watermarks.event_times(),
+        };
+        ctx.ack(inject.epoch, part)?;
         self.previous = Some(positions);
         Ok(inject.last)
+    }
+}
+
+impl Barriers {
+    /// After the input: answers barriers until the final one, then ends the stream.
+    async fn until_final(
+        &mut self,
+        injections: &mut mpsc::UnboundedReceiver<Inject>,
+        reader: &mut dyn SourceReader,
+        watermarks: &PartitionWatermarks,
+        router: &mut Router,
+        ctx: &SubtaskCtx,
+    ) -> Result<()> {
+        while let Some(inject) = injections.recv().await {
+            if self.emit(inject, reader, watermarks, router, ctx).await? {
+                return router.broadcast(Message::End).await;
+            }
+        }
+        Err(Error::Cancelled)
+    }
+}
+
+/// What a source subtask last told downstream of its event time.
+struct Announced {
+    watermark: Millis,
+    idle: bool,
+}
+
+impl Announced {
+    fn nothing() -> Self {
+        Announced {
+            watermark: WATERMARK_START,
+            idle: false,
+        }
+    }
+
+    /// Sends a watermark that moved forward, or the news that the subtask went idle.
+    async fn announce(
+        &mut self,
+        status: WatermarkStatus,
+        router: &mut Router,
+        ctx: &SubtaskCtx,
+    ) -> Result<()> {
+        match status {
+            WatermarkStatus::Active(w) if w > self.watermark => {
+                self.watermark = w;
+                ctx.metrics.watermark.store(w, Ordering::Relaxed);
+                router.broadcast(Message::Watermark(w)).await
+            }
+            WatermarkStatus::Idle if !self.idle => {
+                self.idle = true;
+                router.broadcast(Message::Idle).await
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -133,6 +195,7 @@ pub(crate) async fn run_source(task: SourceTask) -> Result<()> {
         strategy,
         assignment,
         positions,
+        event_times,
         mut router,
         clock,
         stop,
@@ -141,14 +204,15 @@ pub(crate) async fn run_source(task: SourceTask) -> Result<()> {
     let time_column = source.schema().index_of(&strategy.time_column)?;
     let mut reader = source.open_assigned(&assignment, &positions).await?;
     let partitions = &assignment.partitions;
-    let mut watermarks = PartitionWatermarks::new(&strategy, partitions, clock.now_millis());
-    let mut announced = WATERMARK_START;
-    let mut idle = false;
+    let now = clock.now_millis();
+    let mut watermarks =
+        PartitionWatermarks::new(&strategy, partitions, now).restored(&event_times, now);
+    let mut announced = Announced::nothing();
     let mut barriers = Barriers { previous: None };
     loop {
         while let Ok(inject) = injections.try_recv() {
             if barriers
-                .emit(inject, reader.as_mut(), &mut router, &ctx)
+                .emit(inject, reader.as_mut(), &watermarks, &mut router, &ctx)
                 .await?
             {
                 return Err(Error::Internal(
@@ -172,7 +236,7 @@ pub(crate) async fn run_source(task: SourceTask) -> Result<()> {
                 if let Some(max) = max_event_time(column, &strategy.time_column)? {
                     watermarks.observe(partition, max, clock.now_millis());
                 }
-                idle = false;
+                announced.idle = false;
                 router.send(Port::Main, batch).await?;
             }
             SourcePoll::Rejected { rows, .. } => {
@@ -191,31 +255,16 @@ pub(crate) async fn run_source(task: SourceTask) -> Result<()> {
                 break;
             }
         }
-        match watermarks.status(clock.now_millis()) {
-            WatermarkStatus::Active(w) if w > announced => {
-                announced = w;
-                ctx.metrics.watermark.store(w, Ordering::Relaxed);
-                router.broadcast(Message::Watermark(w)).await?;
-            }
-            WatermarkStatus::Idle if !idle => {
-                idle = true;
-                router.broadcast(Message::Idle).await?;
-            }
-            _ => {}
-        }
+        let status = watermarks.status(clock.now_millis(), |p| reader.caught_up(p));
+        announced.announce(status, &mut router, &ctx).await?;
     }
     ctx.reports
         .send(Report::SourceDone)
         .map_err(|_| Error::Cancelled)?;
-    while let Some(inject) = injections.recv().await {
-        if barriers
-            .emit(inject, reader.as_mut(), &mut router, &ctx)
-            .await?
-        {
-            return router.broadcast(Message::End).await;
-        }
-    }
-    Err(Error::Cancelled)
+    let reader = reader.as_mut();
+    barriers
+        .until_final(&mut injections, reader, &watermarks, &mut router, &ctx)
+        .await
 }
 
 /// Sends what the operator emitted: main rows downstream, late rows counted and sent to

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 
 use crate::*;
 
-fn schema() -> SchemaRef {
+pub(super) fn schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("k", DataType::Int64, false),
         Field::new(
@@ -22,7 +22,7 @@ fn schema() -> SchemaRef {
     ]))
 }
 
-fn batch(keys: &[i64], ts: &[i64]) -> RecordBatch {
+pub(super) fn batch(keys: &[i64], ts: &[i64]) -> RecordBatch {
     RecordBatch::try_new(
         schema(),
         vec![
@@ -106,13 +106,13 @@ impl SourceReader for VecReader {
 }
 
 #[derive(Debug, Default, Clone)]
-struct Collected(
+pub(super) struct Collected(
     Arc<Mutex<Vec<(usize, RecordBatch)>>>,
     Arc<Mutex<Vec<(usize, Millis)>>>,
 );
 
 impl Collected {
-    fn watermarks(&self, subtask: usize) -> Vec<Millis> {
+    pub(super) fn watermarks(&self, subtask: usize) -> Vec<Millis> {
         let all = self.1.lock().unwrap();
         all.iter()
             .filter(|(s, _)| *s == subtask)
@@ -122,7 +122,7 @@ impl Collected {
 }
 
 #[derive(Debug)]
-struct VecSink(Collected);
+pub(super) struct VecSink(pub(super) Collected);
 
 struct VecWriter(usize, Collected);
 
