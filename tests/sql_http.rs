@@ -106,6 +106,7 @@ async fn sql_job_over_http_survives_a_kill_and_matches_the_oracle() {
         ("   \n ".into(), 400, "no SQL"),
         ("CREATE SOURCE x (a BIGINT) WITH (connector = 'log')".into(), 400, "line 1"),
         (source("connector = 'kafka'"), 400, "line 1"),
+        (source("connector = 'kafka', topic = 't', bootstrap.servers = '127.0.0.1:9'"), 400, "bootstrap.servers"),
         (source("connector = 'log', topic = 'a/b'"), 400, "a/b"),
         (source("connector = 'log', topic = '%2e%2e'"), 400, "%2e%2e"),
         (source("connector = 'log', partitions = 'many'"), 400, "line 1"),

@@ -96,41 +96,38 @@ impl Drop for Broker {
 }
 
 /// Writes `batches[p]` to partition `p` of `topic` as JSON values, one record per row,
-/// with the idempotent producer.
+/// with kafka-python (an outside producer, as a user's application would be).
 pub async fn produce_json(
     bootstrap: &str,
     topic: &str,
     batches: &[Vec<arrow::array::RecordBatch>],
 ) {
-    use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-    let producer: FutureProducer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "100")
-        .create()
-        .unwrap();
+    let mut input = Vec::new();
     for (p, partition) in batches.iter().enumerate() {
-        let mut deliveries = Vec::new();
         for batch in partition {
             let mut writer = arrow::json::LineDelimitedWriter::new(Vec::new());
             writer.write(batch).unwrap();
             writer.finish().unwrap();
-            for line in writer
-                .into_inner()
-                .split(|b| *b == b'\n')
-                .filter(|l| !l.is_empty())
-            {
-                let record = FutureRecord::<(), [u8]>::to(topic)
-                    .partition(p as i32)
-                    .payload(line);
-                deliveries.push(producer.send_result(record).map_err(|(e, _)| e).unwrap());
+            for line in String::from_utf8(writer.into_inner()).unwrap().lines() {
+                input.extend_from_slice(format!("{p}\t{line}\n").as_bytes());
             }
         }
-        for d in deliveries {
-            d.await.unwrap().map_err(|(e, _)| e).unwrap();
-        }
     }
-    producer.flush(Duration::from_secs(30)).unwrap();
+    let (bootstrap, topic) = (bootstrap.to_string(), topic.to_string());
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut child = Command::new(super::python::python())
+            .arg(super::python::script("produce_kafka.py"))
+            .args([&bootstrap, &topic])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(&input).unwrap();
+        assert!(child.wait().unwrap().success(), "produce_kafka.py failed");
+    })
+    .await
+    .unwrap();
 }
 
 /// Records in `topic` (sum of the partitions' end offsets).

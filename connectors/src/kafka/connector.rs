@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::DataType;
 use async_trait::async_trait;
-use runnel_runtime::{Result, Sink, Source};
+use runnel_runtime::{Error, Fault, Result, Sink, Source};
 
 use super::decode::METADATA;
 use super::options::{KafkaSinkOptions, KafkaSourceOptions};
@@ -16,6 +16,25 @@ use crate::registry::{
 /// The sink id a job's Kafka sink writes in its records' headers.
 pub fn sink_id(job: &str) -> String {
     format!("{job}.kafka")
+}
+
+fn bootstrap(options: &Options) -> String {
+    options
+        .get("bootstrap.servers")
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// At submission, a broker that does not answer is the statement's problem as far as its
+/// author can tell (a wrong address, most often): a 400 naming the option, not a 503.
+/// A running job that loses its broker fails and restarts like on any outside fault.
+fn unreachable(servers: String) -> impl FnOnce(Error) -> Error {
+    move |e| match e.fault() {
+        Fault::External => Error::Plan(format!(
+            "bootstrap.servers = '{servers}': no Kafka broker answered ({e})"
+        )),
+        _ => e,
+    }
 }
 
 /// Kafka topics as sources.
@@ -37,7 +56,9 @@ impl SourceFactory for KafkaSourceFactory {
 
     /// The broker answers and the topic exists.
     async fn check(&self, ctx: &ConnectorContext, decl: SourceDecl<'_>) -> Result<()> {
-        self.open(ctx, decl).await.map(|_| ())
+        let servers = bootstrap(&decl.spec.options);
+        let opened = self.open(ctx, decl).await.map_err(unreachable(servers));
+        opened.map(|_| ())
     }
 
     async fn open(&self, _ctx: &ConnectorContext, decl: SourceDecl<'_>) -> Result<Arc<dyn Source>> {
@@ -63,7 +84,9 @@ impl SinkFactory for KafkaSinkFactory {
 
     /// The broker answers, the topic exists and the key column is one of the rows'.
     async fn check(&self, ctx: &ConnectorContext, decl: SinkDecl<'_>) -> Result<()> {
-        self.open(ctx, decl).await.map(|_| ())
+        let servers = bootstrap(&decl.spec.options);
+        let opened = self.open(ctx, decl).await.map_err(unreachable(servers));
+        opened.map(|_| ())
     }
 
     async fn open(&self, _ctx: &ConnectorContext, decl: SinkDecl<'_>) -> Result<Arc<dyn Sink>> {
