@@ -79,6 +79,7 @@ async fn run_on_faulty_store(
         max_restarts: 500,
         backoff: Duration::from_millis(1),
         max_backoff: Duration::from_millis(20),
+        ..RestartPolicy::default()
     };
     let attempts = AtomicU32::new(0);
     faulty.set_enabled(true);

@@ -222,6 +222,8 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
 #[cfg(test)]
 mod backpressure_tests;
 #[cfg(test)]
+mod restart_tests;
+#[cfg(test)]
 mod restore_watermark_tests;
 #[cfg(test)]
 mod tests;

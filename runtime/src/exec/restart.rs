@@ -5,7 +5,14 @@
 //! checkpoint and replays the sources from there, so nothing is lost or repeated. Errors
 //! that a restart cannot cure are returned at once: a user error (bad record, bad plan),
 //! an internal error, or being fenced by a newer instance of the job.
+//!
+//! The budget counts failures close together, not over the job's life (as Flink's
+//! failure-rate strategy and its exponential delay's reset threshold do): an attempt that
+//! completed `reset_after_checkpoints` checkpoints before failing was healthy, so its
+//! failure starts the count and the backoff afresh. Otherwise a hundred transient
+//! failures over weeks would end a job that recovered from each.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::{JobConfig, JobHandle, spawn};
@@ -20,6 +27,9 @@ pub struct RestartPolicy {
     /// Wait before the first restart; doubles with each further one, up to `max_backoff`.
     pub backoff: Duration,
     pub max_backoff: Duration,
+    /// Checkpoints an attempt must complete before failing for the count and the
+    /// backoff to start over.
+    pub reset_after_checkpoints: u64,
 }
 
 impl Default for RestartPolicy {
@@ -28,6 +38,7 @@ impl Default for RestartPolicy {
             max_restarts: 100,
             backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(5),
+            reset_after_checkpoints: 10,
         }
     }
 }
@@ -49,13 +60,22 @@ pub async fn run_with_restarts(
     let mut restarts = 0;
     let mut backoff = policy.backoff;
     loop {
-        let outcome = match spawn(build()?, config.clone()).await {
+        let (outcome, completed) = match spawn(build()?, config.clone()).await {
             Ok(job) => {
                 on_start(&job);
-                job.join().await
+                let metrics = job.metrics().clone();
+                let outcome = job.join().await;
+                (
+                    outcome,
+                    metrics.checkpoints.completed.load(Ordering::Relaxed),
+                )
             }
-            Err(e) => Err(e),
+            Err(e) => (Err(e), 0),
         };
+        if completed >= policy.reset_after_checkpoints {
+            restarts = 0;
+            backoff = policy.backoff;
+        }
         match outcome {
             Ok(()) => return Ok(()),
             Err(e) if is_restartable(&e) && restarts < policy.max_restarts => {
