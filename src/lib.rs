@@ -20,6 +20,9 @@ pub use runnel_sql as sql;
 pub mod client;
 pub mod data;
 pub mod demo;
+mod duration_arg;
 pub mod hot_items;
 pub mod jobs;
 pub mod server;
+
+pub use duration_arg::parse_duration;

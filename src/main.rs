@@ -101,7 +101,7 @@ struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:7878")]
     listen: std::net::SocketAddr,
     /// Time between checkpoints, e.g. `10s`, `500ms`.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = runnel::parse_duration)]
     checkpoint_interval: Duration,
     /// Require `Authorization: Bearer TOKEN` on every request but `/healthz`.
     #[arg(long, env = "RUNNEL_TOKEN")]
@@ -109,6 +109,10 @@ struct ServeArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, default_value_t = runnel::server::DEFAULT_MAX_BODY_BYTES)]
     max_body_bytes: usize,
+    #[command(flatten)]
+    query: runnel::server::QueryLimits,
+    #[command(flatten)]
+    results: runnel::server::ResultLimits,
 }
 
 #[derive(Debug, clap::Args)]
@@ -117,7 +121,7 @@ struct DemoArgs {
     #[arg(long, default_value = "./runnel-data")]
     data: PathBuf,
     /// How long to run, e.g. `30s`, `2m`; Ctrl-C stops earlier.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = runnel::parse_duration)]
     duration: Duration,
     /// Bids generated per second.
     #[arg(long, default_value_t = 200_000)]
@@ -131,26 +135,6 @@ struct DemoArgs {
     /// Auctions shown per window.
     #[arg(long, default_value_t = 10)]
     top: usize,
-}
-
-/// Parses `500ms`, `10s`, `2m`, `1h` or a number of seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration like 500ms, 10s, 2m"))?;
-    let millis = match unit {
-        "ms" => n,
-        "" | "s" => n * 1_000,
-        "m" => n * 60_000,
-        "h" => n * 3_600_000,
-        other => return Err(format!("unknown duration unit `{other}` (use ms, s, m, h)")),
-    };
-    Ok(Duration::from_millis(millis))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -213,24 +197,11 @@ fn main() -> anyhow::Result<()> {
                     shutdown_timeout: Duration::from_secs(30),
                     token: args.token,
                     max_body_bytes: args.max_body_bytes,
+                    query: args.query,
+                    results: args.results,
                 };
                 runnel::server::serve(data, options, runnel::server::shutdown_signal()).await
             }
         }
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_parse_with_units() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
-        assert!(parse_duration("ten").is_err());
-        assert!(parse_duration("3d").is_err());
-    }
 }

@@ -3,6 +3,8 @@
 //! HTTP API until it is told to stop.
 
 mod auth;
+mod bounded_functions;
+mod cancellable_plan;
 mod console;
 mod error;
 mod iceberg_rest;
@@ -11,8 +13,11 @@ mod job_view;
 mod jobs_api;
 mod metrics_api;
 mod query_api;
+mod query_pool;
 mod results_api;
 mod results_format;
+mod results_limits;
+mod side_runtime;
 mod sql_api;
 mod tables_api;
 mod topics_api;
@@ -28,6 +33,8 @@ use axum::routing::get;
 use runnel_runtime::checkpoint::probe_conditional_writes;
 
 pub use error::ApiError;
+pub use query_pool::{QueryLimits, QueryPool};
+pub use results_limits::{ResultLimits, StreamSlots};
 
 use runnel_connectors::log::EmbeddedLog;
 
@@ -45,6 +52,10 @@ pub struct ServeOptions {
     pub token: Option<String>,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// Bounds of ad-hoc queries.
+    pub query: QueryLimits,
+    /// Bounds of results streams.
+    pub results: ResultLimits,
 }
 
 /// Default of [`ServeOptions::max_body_bytes`].
@@ -57,6 +68,10 @@ pub struct AppState {
     pub data: DataRoot,
     pub log: EmbeddedLog,
     pub sources: SourceCatalog,
+    /// Where ad-hoc queries run.
+    pub queries: QueryPool,
+    /// The places for open results streams.
+    pub result_streams: StreamSlots,
     pub options: ServeOptions,
 }
 
@@ -127,8 +142,13 @@ pub async fn serve(
     let shutdown_timeout = options.shutdown_timeout;
     tracing::info!(data = %data.location, resumed, "runnel serving on {address}");
     println!("listening on http://{address}");
+    let queries =
+        QueryPool::new(options.query.clone()).context("cannot start the query runtime")?;
     let app = router(AppState {
         jobs: jobs.clone(),
+        queries,
+        result_streams: StreamSlots::new(&options.results)
+            .context("cannot start the results stream runtime")?,
         log: data.log(),
         sources: SourceCatalog::new(data.store.clone(), data.root.clone()),
         data,
@@ -185,6 +205,8 @@ mod tests {
             shutdown_timeout: Duration::from_secs(5),
             token: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            query: QueryLimits::default(),
+            results: ResultLimits::default(),
         }
     }
 

@@ -33,7 +33,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use runnel_connectors::log::Topic;
+use runnel_connectors::log::{ReadResult, Topic};
 use runnel_runtime::Epoch;
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -41,14 +41,16 @@ use tokio::sync::mpsc;
 use super::AppState;
 use super::error::ApiError;
 use super::results_format::{Encoder, accepted, content_type};
+use super::results_limits::slices;
 use crate::jobs::{JobManager, JobState, SnapshotLookup};
 
 /// How long a caught-up stream waits before looking for new results.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// Rows read from a partition at once.
-const MAX_READ_ROWS: usize = 64 * 1024;
-/// IPC messages buffered between the reader and a slow client.
-const CHUNKS_BUFFERED: usize = 4;
+const MAX_READ_ROWS: usize = 8 * 1024;
+/// IPC messages buffered between the reader and a slow client (each at most
+/// [`ResultLimits::chunk_bytes`](super::results_limits::ResultLimits) or one row).
+const CHUNKS_BUFFERED: usize = 2;
 /// The column holding the epoch that committed a row.
 pub const EPOCH_COLUMN: &str = "_epoch";
 /// The column holding the Iceberg snapshot that committed a row's epoch to the table.
@@ -142,6 +144,7 @@ async fn results(
 ) -> Result<Response, ApiError> {
     let from = From::parse(query.from.as_deref())?;
     let format = accepted(&headers);
+    let slot = state.result_streams.take()?;
     let status = state
         .jobs
         .status(&id)
@@ -178,8 +181,14 @@ async fn results(
         snapshots,
         jobs: state.jobs.clone(),
         job: id,
+        chunk_bytes: state.options.results.chunk_bytes,
+        _slot: slot,
     };
-    tokio::spawn(stream.run(offsets, tx));
+    state
+        .result_streams
+        .runtime
+        .handle()
+        .spawn(stream.run(offsets, tx));
     let body = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv()
             .await
@@ -205,6 +214,10 @@ struct ResultStream {
     snapshots: Option<SnapshotLookup>,
     jobs: JobManager,
     job: String,
+    /// Batches bigger than this are sent in slices.
+    chunk_bytes: usize,
+    /// This stream's place among the open ones, given back when it ends.
+    _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl ResultStream {
@@ -237,16 +250,13 @@ impl ResultStream {
                     caught_up = false;
                 }
                 offsets.insert(partition, read.next_offset);
-                for (batch, epoch) in read.batches.iter().zip(read.epochs) {
-                    // Rows appended before segments recorded epochs count as epoch 0.
-                    let epoch = epoch.unwrap_or(0);
-                    if self.min_epoch.is_some_and(|min| epoch < min) || batch.num_rows() == 0 {
-                        continue;
-                    }
-                    let Some(tagged) = self.tag(batch, epoch).await else {
-                        return;
-                    };
-                    if !self.write(&tagged, &tx).await {
+                // Encoded before any is sent, so that a client that does not read
+                // holds these compact chunks, not the segments the rows were read from.
+                let Some(chunks) = self.encode(read).await else {
+                    return;
+                };
+                for chunk in chunks {
+                    if !send(chunk, &tx).await {
                         return;
                     }
                 }
@@ -266,16 +276,28 @@ impl ResultStream {
         }
     }
 
-    /// Encodes `batch` and sends it as one chunk; false if the client is gone or the
-    /// batch cannot be encoded.
-    async fn write(&mut self, batch: &RecordBatch, tx: &mpsc::Sender<Bytes>) -> bool {
-        match self.encoder.batch(batch) {
-            Ok(chunk) => send(chunk, tx).await,
-            Err(e) => {
-                tracing::warn!(job = %self.job, "results stream: cannot encode a batch: {e}");
-                false
+    /// The IPC chunks of a read's rows (each at most about `chunk_bytes` or one row);
+    /// `None` (and a log line) if a batch could not be tagged or encoded.
+    async fn encode(&mut self, read: ReadResult) -> Option<Vec<Vec<u8>>> {
+        let mut chunks = Vec::new();
+        for (batch, epoch) in read.batches.iter().zip(read.epochs) {
+            // Rows appended before segments recorded epochs count as epoch 0.
+            let epoch = epoch.unwrap_or(0);
+            if self.min_epoch.is_some_and(|min| epoch < min) || batch.num_rows() == 0 {
+                continue;
+            }
+            let tagged = self.tag(batch, epoch).await?;
+            for slice in slices(&tagged, self.chunk_bytes) {
+                match self.encoder.batch(&slice) {
+                    Ok(chunk) => chunks.push(chunk),
+                    Err(e) => {
+                        tracing::warn!(job = %self.job, "results stream: cannot encode a batch: {e}");
+                        return None;
+                    }
+                }
             }
         }
+        Some(chunks)
     }
 
     /// `batch` with its tag columns; `None` (and a log line) if that failed.
