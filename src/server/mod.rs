@@ -5,6 +5,7 @@
 mod auth;
 mod console;
 mod error;
+mod event_times;
 mod iceberg_rest;
 mod ingest;
 mod job_view;

@@ -35,6 +35,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiError;
+use super::event_times::EventTimes;
 use super::ingest::{self, ARROW_STREAM, Format, NDJSON};
 
 pub const PRODUCER_ID_HEADER: &str = "x-producer-id";
@@ -48,7 +49,8 @@ pub fn routes() -> Router<AppState> {
         // A topic part spanning several segments (`../x`, `a/b`) is named as a bad topic
         // name rather than as an unknown endpoint.
         .fallback(unroutable_topic)
-        .layer(Extension(RoundRobin::default()));
+        .layer(Extension(RoundRobin::default()))
+        .layer(Extension(EventTimes::default()));
     Router::new().nest("/v1/topics", topics)
 }
 
@@ -71,6 +73,7 @@ impl RoundRobin {
 async fn append(
     State(state): State<AppState>,
     Extension(round_robin): Extension<RoundRobin>,
+    Extension(event_times): Extension<EventTimes>,
     topic: Result<Path<String>, PathRejection>,
     query: Result<Query<AppendQuery>, QueryRejection>,
     headers: HeaderMap,
@@ -93,10 +96,16 @@ async fn append(
         status => rejected(status, r.body_text()),
     })?;
     let schema = topic.schema();
-    let batches = tokio::task::spawn_blocking(move || ingest::decode(format, &schema, body))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(|bad| ApiError::bad_request(bad.0))?;
+    let event_time = event_times.of_topic(&state.sources, topic.name()).await?;
+    let batches =
+        tokio::task::spawn_blocking(move || ingest::decode(format, &schema, body, &event_time))
+            .await
+            .map_err(|e| {
+                // The decoders catch their own panics; this is a bug, and its text stays here.
+                tracing::error!("decoding a request body failed: {e}");
+                ApiError::internal("the request body could not be decoded")
+            })?
+            .map_err(|bad| ApiError::bad_request(bad.0))?;
     let ack = topic.append(partition, &batches, producer).await?;
     Ok(Json(json!({
         "topic": topic.name(),
