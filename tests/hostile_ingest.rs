@@ -11,7 +11,7 @@ use std::time::Duration;
 use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use arrow::ipc::writer::StreamWriter;
-use common::durable::{Server, spawn_server_with, wait_listening};
+use common::durable::{LogsOnFailure, Server, spawn_server_with, stderr_logs, wait_listening};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use runnel_connectors::log::EmbeddedLog;
@@ -26,6 +26,8 @@ const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
 /// A server on a fresh data directory holding the topic `bids` (Nexmark bid schema,
 /// every column non-nullable).
 struct Fixture {
+    /// Shows the server's log if the test fails (dropped before the directory).
+    _logs: LogsOnFailure,
     _temp: tempfile::TempDir,
     dir: PathBuf,
     server: Server,
@@ -43,11 +45,13 @@ impl Fixture {
             .create_topic("bids", 1, NexmarkTable::Bid.schema())
             .await
             .unwrap();
-        let log = temp.path().join("stderr");
+        let logs = stderr_logs(temp.path());
+        let log = logs.join("server");
         let mut server = spawn_server_with(&dir, "1s", &log, "127.0.0.1:0", extra);
         let url = wait_listening(&mut server);
         let address = url.strip_prefix("http://").unwrap().to_owned();
         Fixture {
+            _logs: LogsOnFailure(logs),
             _temp: temp,
             dir,
             server,
