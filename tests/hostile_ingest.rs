@@ -11,7 +11,9 @@ use std::time::Duration;
 use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use arrow::ipc::writer::StreamWriter;
-use common::durable::{LogsOnFailure, Server, spawn_server_with, stderr_logs, wait_listening};
+use common::durable::{
+    LogsOnFailure, Server, signal, spawn_server_with, stderr_logs, wait_listening,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use runnel_connectors::log::EmbeddedLog;
@@ -429,4 +431,19 @@ async fn half_sent_requests_time_out_and_cannot_exhaust_connections() {
         assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
     }
     fx.assert_healthy().await;
+    // SIGTERM still stops the server gracefully, with an idle connection open.
+    let _idle = TcpStream::connect(&fx.address).await.unwrap();
+    signal(&fx.server, "TERM");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = fx.server.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "{status}");
 }

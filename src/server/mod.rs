@@ -10,6 +10,8 @@ mod iceberg_rest;
 mod ingest;
 mod job_view;
 mod jobs_api;
+pub mod limits;
+mod listen;
 mod metrics_api;
 mod query_api;
 mod results_api;
@@ -29,6 +31,7 @@ use axum::routing::get;
 use runnel_runtime::checkpoint::probe_conditional_writes;
 
 pub use error::ApiError;
+pub use limits::ServerLimits;
 
 use runnel_connectors::log::EmbeddedLog;
 
@@ -46,6 +49,8 @@ pub struct ServeOptions {
     pub token: Option<String>,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// Connections, and how long a client may take to send a request.
+    pub limits: ServerLimits,
 }
 
 /// Default of [`ServeOptions::max_body_bytes`].
@@ -84,6 +89,13 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(state.options.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            limits::BodyLimits {
+                max_bytes: state.options.max_body_bytes,
+                read_timeout: state.options.limits.body_read_timeout,
+            },
+            limits::limit_body,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             token,
             auth::require_bearer,
@@ -126,6 +138,7 @@ pub async fn serve(
         .with_context(|| format!("cannot listen on {}", options.listen))?;
     let address = listener.local_addr()?;
     let shutdown_timeout = options.shutdown_timeout;
+    let limits = options.limits;
     tracing::info!(data = %data.location, resumed, "runnel serving on {address}");
     println!("listening on http://{address}");
     let app = router(AppState {
@@ -135,10 +148,7 @@ pub async fn serve(
         data,
         options,
     });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("HTTP server failed")?;
+    listen::serve(listener, app, limits, shutdown).await;
     jobs.shutdown(shutdown_timeout).await;
     Ok(())
 }
@@ -186,6 +196,7 @@ mod tests {
             shutdown_timeout: Duration::from_secs(5),
             token: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            limits: ServerLimits::default(),
         }
     }
 

@@ -37,6 +37,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::event_times::EventTimes;
 use super::ingest::{self, ARROW_STREAM, Format, NDJSON};
+use super::limits;
 
 pub const PRODUCER_ID_HEADER: &str = "x-producer-id";
 pub const PRODUCER_SEQ_HEADER: &str = "x-producer-seq";
@@ -86,11 +87,13 @@ async fn append(
     let topic = open_topic(&state.log, &name).await?;
     let partition = choose_partition(&topic, query.partition, producer.as_ref(), &round_robin)?;
     let body = body.map_err(|r| match r.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => rejected(
-            r.status(),
+        StatusCode::PAYLOAD_TOO_LARGE => limits::too_large(state.options.max_body_bytes),
+        _ if limits::timed_out(&r) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
             format!(
-                "the body is larger than the limit of {} bytes",
-                state.options.max_body_bytes
+                "the body did not arrive within {:?}",
+                state.options.limits.body_read_timeout
             ),
         ),
         status => rejected(status, r.body_text()),
