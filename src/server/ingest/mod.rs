@@ -11,6 +11,9 @@ mod ndjson;
 mod strict;
 mod time_range;
 
+#[cfg(test)]
+mod fuzz_tests;
+
 use std::fmt;
 use std::sync::Arc;
 
