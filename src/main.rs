@@ -113,6 +113,15 @@ struct ServeArgs {
     query: runnel::server::QueryLimits,
     #[command(flatten)]
     results: runnel::server::ResultLimits,
+    /// Connections served at once; more wait to be accepted.
+    #[arg(long, default_value_t = runnel::server::limits::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
+    /// Time a client has to send a request's head, e.g. `10s`.
+    #[arg(long, default_value = "10s", value_parser = runnel::parse_duration)]
+    header_read_timeout: Duration,
+    /// Time a client has to send a request's whole body, e.g. `60s`.
+    #[arg(long, default_value = "60s", value_parser = runnel::parse_duration)]
+    body_read_timeout: Duration,
 }
 
 #[derive(Debug, clap::Args)]
@@ -199,6 +208,11 @@ fn main() -> anyhow::Result<()> {
                     max_body_bytes: args.max_body_bytes,
                     query: args.query,
                     results: args.results,
+                    limits: runnel::server::ServerLimits {
+                        max_connections: args.max_connections,
+                        header_read_timeout: args.header_read_timeout,
+                        body_read_timeout: args.body_read_timeout,
+                    },
                 };
                 runnel::server::serve(data, options, runnel::server::shutdown_signal()).await
             }

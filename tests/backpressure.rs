@@ -122,6 +122,7 @@ async fn start_server() -> (
         max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         query: Default::default(),
         results: Default::default(),
+        limits: runnel::server::ServerLimits::default(),
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(serve(data, options, async {

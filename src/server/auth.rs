@@ -48,9 +48,19 @@ fn check(authorization: Option<&HeaderValue>, token: &str) -> Result<(), &'stati
     }
 }
 
-/// Compares without stopping at the first difference.
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+/// Compares `presented` with `token` in a time that depends only on the length of
+/// `presented` (which the sender knows): it stops neither at the first difference nor at
+/// the end of `token`, so timing reveals neither the token's bytes nor its length.
+fn same_bytes(presented: &[u8], token: &[u8]) -> bool {
+    if token.is_empty() {
+        return presented.is_empty();
+    }
+    let lengths = (presented.len() ^ token.len()) as u64;
+    let bytes = presented
+        .iter()
+        .enumerate()
+        .fold(0u8, |diff, (i, x)| diff | (x ^ token[i % token.len()]));
+    (lengths | u64::from(bytes)) == 0
 }
 
 fn unauthorized(message: &str) -> Response {
@@ -65,6 +75,15 @@ fn unauthorized(message: &str) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_comparison_covers_prefixes_repeats_and_lengths() {
+        assert!(same_bytes(b"abc", b"abc"));
+        for presented in [&b"ab"[..], b"abcabc", b"abd", b"", b"xbc", b"abcd"] {
+            assert!(!same_bytes(presented, b"abc"), "{presented:?}");
+        }
+        assert!(!same_bytes(b"a", b""));
+    }
 
     #[test]
     fn only_the_exact_bearer_token_passes() {

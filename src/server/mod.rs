@@ -7,10 +7,13 @@ mod bounded_functions;
 mod cancellable_plan;
 mod console;
 mod error;
+mod event_times;
 mod iceberg_rest;
 mod ingest;
 mod job_view;
 mod jobs_api;
+pub mod limits;
+mod listen;
 mod metrics_api;
 mod query_api;
 mod query_pool;
@@ -33,6 +36,7 @@ use axum::routing::get;
 use runnel_runtime::checkpoint::probe_conditional_writes;
 
 pub use error::ApiError;
+pub use limits::ServerLimits;
 pub use query_pool::{QueryLimits, QueryPool};
 pub use results_limits::{ResultLimits, StreamSlots};
 
@@ -56,6 +60,8 @@ pub struct ServeOptions {
     pub query: QueryLimits,
     /// Bounds of results streams.
     pub results: ResultLimits,
+    /// Connections, and how long a client may take to send a request.
+    pub limits: ServerLimits,
 }
 
 /// Default of [`ServeOptions::max_body_bytes`].
@@ -99,6 +105,13 @@ pub fn router(state: AppState) -> Router {
         })
         .layer(DefaultBodyLimit::max(state.options.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
+            limits::BodyLimits {
+                max_bytes: state.options.max_body_bytes,
+                read_timeout: state.options.limits.body_read_timeout,
+            },
+            limits::limit_body,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
             token,
             auth::require_bearer,
         ));
@@ -140,6 +153,7 @@ pub async fn serve(
         .with_context(|| format!("cannot listen on {}", options.listen))?;
     let address = listener.local_addr()?;
     let shutdown_timeout = options.shutdown_timeout;
+    let limits = options.limits;
     tracing::info!(data = %data.location, resumed, "runnel serving on {address}");
     println!("listening on http://{address}");
     let queries =
@@ -154,10 +168,7 @@ pub async fn serve(
         data,
         options,
     });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("HTTP server failed")?;
+    listen::serve(listener, app, limits, shutdown).await;
     jobs.shutdown(shutdown_timeout).await;
     Ok(())
 }
@@ -207,6 +218,7 @@ mod tests {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             query: QueryLimits::default(),
             results: ResultLimits::default(),
+            limits: ServerLimits::default(),
         }
     }
 

@@ -19,7 +19,7 @@ pub struct ResultLimits {
     #[arg(
         long = "max-result-streams",
         id = "max-result-streams",
-        default_value_t = 256
+        default_value_t = 128
     )]
     pub streams: usize,
     /// Largest chunk a results stream sends at once (a bigger batch is sent in slices);
@@ -38,7 +38,7 @@ pub struct ResultLimits {
 impl Default for ResultLimits {
     fn default() -> Self {
         ResultLimits {
-            streams: 256,
+            streams: 128,
             chunk_bytes: 1 << 20,
             threads: 1,
         }

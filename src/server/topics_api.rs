@@ -35,7 +35,9 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiError;
+use super::event_times::EventTimes;
 use super::ingest::{self, ARROW_STREAM, Format, NDJSON};
+use super::limits;
 
 pub const PRODUCER_ID_HEADER: &str = "x-producer-id";
 pub const PRODUCER_SEQ_HEADER: &str = "x-producer-seq";
@@ -48,7 +50,8 @@ pub fn routes() -> Router<AppState> {
         // A topic part spanning several segments (`../x`, `a/b`) is named as a bad topic
         // name rather than as an unknown endpoint.
         .fallback(unroutable_topic)
-        .layer(Extension(RoundRobin::default()));
+        .layer(Extension(RoundRobin::default()))
+        .layer(Extension(EventTimes::default()));
     Router::new().nest("/v1/topics", topics)
 }
 
@@ -71,6 +74,7 @@ impl RoundRobin {
 async fn append(
     State(state): State<AppState>,
     Extension(round_robin): Extension<RoundRobin>,
+    Extension(event_times): Extension<EventTimes>,
     topic: Result<Path<String>, PathRejection>,
     query: Result<Query<AppendQuery>, QueryRejection>,
     headers: HeaderMap,
@@ -83,20 +87,28 @@ async fn append(
     let topic = open_topic(&state.log, &name).await?;
     let partition = choose_partition(&topic, query.partition, producer.as_ref(), &round_robin)?;
     let body = body.map_err(|r| match r.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => rejected(
-            r.status(),
+        StatusCode::PAYLOAD_TOO_LARGE => limits::too_large(state.options.max_body_bytes),
+        _ if limits::timed_out(&r) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
             format!(
-                "the body is larger than the limit of {} bytes",
-                state.options.max_body_bytes
+                "the body did not arrive within {:?}",
+                state.options.limits.body_read_timeout
             ),
         ),
         status => rejected(status, r.body_text()),
     })?;
     let schema = topic.schema();
-    let batches = tokio::task::spawn_blocking(move || ingest::decode(format, &schema, body))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(|bad| ApiError::bad_request(bad.0))?;
+    let event_time = event_times.of_topic(&state.sources, topic.name()).await?;
+    let batches =
+        tokio::task::spawn_blocking(move || ingest::decode(format, &schema, body, &event_time))
+            .await
+            .map_err(|e| {
+                // The decoders catch their own panics; this is a bug, and its text stays here.
+                tracing::error!("decoding a request body failed: {e}");
+                ApiError::internal("the request body could not be decoded")
+            })?
+            .map_err(|bad| ApiError::bad_request(bad.0))?;
     let ack = topic.append(partition, &batches, producer).await?;
     Ok(Json(json!({
         "topic": topic.name(),

@@ -79,13 +79,29 @@ pub(crate) fn encode(
         metadata.insert(EPOCH.into(), epoch.to_string());
     }
     let schema = Schema::new_with_metadata(schema.fields().clone(), metadata);
-    let size: usize = batches.iter().map(|b| b.get_array_memory_size()).sum();
-    let mut writer = FileWriter::try_new(Vec::with_capacity(size + 1024), &schema)?;
+    let mut writer = FileWriter::try_new(Vec::with_capacity(capacity(batches)), &schema)?;
     for batch in batches {
         writer.write(batch)?;
     }
     writer.finish()?;
     Ok(Bytes::from(writer.into_inner()?))
+}
+
+/// Most bytes reserved up front for a segment; a larger one grows as it is written.
+const MAX_RESERVED: usize = 64 * 1024 * 1024;
+
+/// Bytes to reserve for encoding `batches`: what their rows actually occupy, capped.
+///
+/// Not `get_array_memory_size`: batches decoded from one request body share its buffer,
+/// and that counts the whole buffer once per batch (thousands of small batches of a
+/// megabyte body would claim gigabytes).
+fn capacity(batches: &[RecordBatch]) -> usize {
+    let held: usize = batches
+        .iter()
+        .flat_map(|b| b.columns())
+        .map(|c| c.to_data().get_slice_memory_size().unwrap_or(0))
+        .fold(0, usize::saturating_add);
+    held.saturating_add(1024).min(MAX_RESERVED)
 }
 
 /// How many bytes at the end of a segment hold the footer and trailer, from a tail of at
@@ -224,6 +240,17 @@ mod tests {
             Field::new("id", DataType::Int64, false),
             Field::new("name", DataType::Utf8, true),
         ]))
+    }
+
+    #[test]
+    fn the_reservation_counts_rows_held_not_shared_buffers() {
+        let schema = schema();
+        let whole = batch(&schema, 0, 100_000);
+        let slices: Vec<RecordBatch> = (0..1000).map(|i| whole.slice(i * 100, 1)).collect();
+        assert!(slices[0].get_array_memory_size() > 800_000);
+        assert!(capacity(&slices) < 100_000, "{}", capacity(&slices));
+        let bytes = encode(&schema, &slices, 1000, None, None).unwrap();
+        assert_eq!(decode(&schema, bytes).unwrap().batches.len(), 1000);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! does in JSON lines. Types must be the topic's own: no silent casts.
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 
 use arrow::array::{ArrayRef, new_null_array};
 use arrow::buffer::Buffer;
@@ -16,7 +17,16 @@ use bytes::Bytes;
 use super::BadInput;
 
 /// Decodes every batch of the stream in `body` and fits it to `schema`.
+///
+/// Every array is validated in full (offsets, UTF-8, dictionary keys, child lengths)
+/// before anything uses it. A malformed stream that still trips a panic inside the
+/// decoder is refused like any other malformed stream: the panic stays in this request.
 pub fn decode(schema: &SchemaRef, body: Bytes) -> Result<Vec<RecordBatch>, BadInput> {
+    std::panic::catch_unwind(AssertUnwindSafe(|| decode_stream(schema, body)))
+        .unwrap_or_else(|_| Err(BadInput("malformed Arrow IPC stream".into())))
+}
+
+fn decode_stream(schema: &SchemaRef, body: Bytes) -> Result<Vec<RecordBatch>, BadInput> {
     let malformed = |e| BadInput(format!("malformed Arrow IPC stream: {e}"));
     let mut decoder = StreamDecoder::new();
     let mut buffer = Buffer::from(body);
@@ -30,6 +40,7 @@ pub fn decode(schema: &SchemaRef, body: Bytes) -> Result<Vec<RecordBatch>, BadIn
             Some(plan) => plan,
             None => plan.insert(match_columns(schema, &batch.schema())?),
         };
+        validate(&batch)?;
         batches.push(fit(schema, plan, &batch)?);
     }
     decoder.finish().map_err(malformed)?;
@@ -37,6 +48,28 @@ pub fn decode(schema: &SchemaRef, body: Bytes) -> Result<Vec<RecordBatch>, BadIn
         match_columns(schema, &stream)?;
     }
     Ok(batches)
+}
+
+/// Checks every buffer of `batch` against its type, so no later reader can be led out
+/// of bounds by offsets or lengths the sender made up.
+fn validate(batch: &RecordBatch) -> Result<(), BadInput> {
+    for (column, field) in batch.columns().iter().zip(batch.schema().fields()) {
+        if column.len() != batch.num_rows() {
+            return Err(BadInput(format!(
+                "malformed Arrow IPC stream: field {:?} has {} rows, the batch {}",
+                field.name(),
+                column.len(),
+                batch.num_rows()
+            )));
+        }
+        column.to_data().validate_full().map_err(|e| {
+            BadInput(format!(
+                "malformed Arrow IPC stream: field {:?}: {e}",
+                field.name()
+            ))
+        })?;
+    }
+    Ok(())
 }
 
 /// Where a topic column comes from.

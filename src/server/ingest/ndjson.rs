@@ -31,7 +31,19 @@ fn decoder(schema: &SchemaRef) -> Result<Decoder, ArrowError> {
 
 /// Decodes every record of `body`; the first bad line fails the whole body.
 pub fn decode(schema: &SchemaRef, body: &[u8]) -> Result<Vec<RecordBatch>, BadInput> {
-    decode_all(schema, body).map_err(|error| locate(schema, body, error))
+    super::depth::check(body)?;
+    let batches = decode_all(schema, body).map_err(|error| locate(schema, body, error))?;
+    super::strict::check(schema, body)?;
+    Ok(batches)
+}
+
+/// The line (from 1) of record `row` (from 0): blank lines hold no record.
+pub fn line_of_record(body: &[u8], row: usize) -> usize {
+    body.split(|&b| b == b'\n')
+        .enumerate()
+        .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
+        .nth(row)
+        .map_or(0, |(index, _)| index + 1)
 }
 
 /// Feeds `input` to `decoder` and collects the batches it completes.
