@@ -16,6 +16,7 @@ use super::*;
 
 mod compaction;
 mod faults;
+mod forged;
 mod store_catalog;
 mod unreliable;
 

@@ -18,11 +18,11 @@
 //!   epoch of this sink, a foreign writer, another compaction) the swap fails, nothing
 //!   changes, and the files written for it stay unreferenced; the next commit tries again.
 //!
-//! The idempotence check of the sink reads it: the snapshot carries the sink's id and
-//! `runnel.compacted-epoch`, the newest epoch whose rows it holds, so an epoch stays
-//! "committed" after compaction even once the appends it replaced have expired, and it
+//! The snapshot carries the sink's id and `runnel.compacted-epoch`, the newest epoch whose
+//! rows it holds (for readers and for counting commits since the last compaction), and
 //! never claims an epoch of its own (no `runnel.epoch`), which keeps "one snapshot per
-//! epoch" true. Files of other writers are kept as they are: their layout is theirs.
+//! epoch" true. The sink's idempotence check believes it for that epoch only (see
+//! [`super::commit`]); expired appends stay known in the ledger. Files of other writers are kept as they are: their layout is theirs.
 //!
 //! iceberg 0.10 has no replace action, so the manifests and the snapshot are built here
 //! from its public manifest writers; only the commit itself goes below the transaction
