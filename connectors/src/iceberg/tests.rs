@@ -15,6 +15,7 @@ use tempfile::TempDir;
 use super::*;
 
 mod compaction;
+mod evolution;
 mod faults;
 mod forged;
 mod store_catalog;
