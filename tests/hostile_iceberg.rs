@@ -286,3 +286,62 @@ async fn a_sinks_table_and_bookkeeping_are_its_own() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_optional_column_added_by_another_writer_does_not_stop_the_sink() {
+    let temp = tempfile::tempdir().unwrap();
+    let data = temp.path().join("data");
+    let partitions = bids_by_partition(43, 16_000, 1_000, 2);
+    let all: Vec<RecordBatch> = partitions.iter().flatten().cloned().collect();
+    let expected = oracle_rows(all.clone(), 3).await;
+    let mut server = spawn_server(&data, "200ms", &temp.path().join("server-1.log"));
+    let url = wait_listening(&mut server);
+    let client = reqwest::Client::new();
+    submit_hot_top3(&client, &url, "WITH (connector = 'iceberg', table = 'hot')").await;
+    post_first_half(&client, &url, &partitions).await;
+    wait_for_table(&client, &url, "hot", Duration::from_secs(60), |b| {
+        !table_rows(b).is_empty()
+    })
+    .await;
+
+    // Another engine adds an optional column through the REST catalog.
+    let table = format!("{url}/iceberg/v1/namespaces/default/tables/hot");
+    let loaded = get_json(&client, &table).await;
+    let metadata = &loaded["metadata"];
+    let schema_id = metadata["current-schema-id"].as_i64().unwrap();
+    let mut schema = metadata["schemas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["schema-id"].as_i64() == Some(schema_id))
+        .unwrap()
+        .clone();
+    let next_id = metadata["last-column-id"].as_i64().unwrap() + 1;
+    schema["schema-id"] = json!(schema_id + 1);
+    schema["fields"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"id": next_id, "name": "note", "required": false, "type": "string"}));
+    let body = json!({"updates": [
+        {"action": "add-schema", "schema": schema},
+        {"action": "set-current-schema", "schema-id": -1},
+    ]});
+    let (status, reply) = send(&client, reqwest::Method::POST, &table, Some(body)).await;
+    assert_eq!(status, 200, "{reply}");
+
+    // The job starts again on the evolved table and finishes the input.
+    let _ = server.kill();
+    let _ = server.wait();
+    let mut server = spawn_server(&data, "200ms", &temp.path().join("server-2.log"));
+    let url = wait_listening(&mut server);
+    post_second_half_and_flush(&client, &url, &partitions, &all).await;
+    let batches = wait_for_table(&client, &url, "hot", Duration::from_secs(60), |b| {
+        table_rows(b).len() >= expected.len()
+    })
+    .await;
+    let status = job_status(&client, &url).await;
+    assert_eq!(table_rows(&batches), expected, "{status}");
+    assert_eq!(status["state"], "running", "{status}");
+    let _ = server.kill();
+    let _ = server.wait();
+}
