@@ -31,6 +31,8 @@ use serde_json::{Value, json};
 
 use super::AppState;
 
+mod checks;
+
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/iceberg/v1/config", get(config))
@@ -185,6 +187,7 @@ async fn create_namespace(State(state): State<AppState>, body: Bytes) -> Reply {
     let request: CreateNamespace = parse(&body)?;
     let ident = namespace(&request.namespace.join("\u{1f}"))?;
     let catalog = catalog(&state).await?;
+    checks::namespace_properties(&catalog, &request.properties)?;
     let created = catalog
         .catalog()
         .create_namespace(&ident, request.properties)
@@ -261,9 +264,11 @@ async fn create_table(
         ));
     }
     let catalog = catalog(&state).await?;
+    let location =
+        checks::creation_location(&catalog, &ident, request.location, &request.properties).await?;
     let creation = TableCreation {
         name: request.name,
-        location: request.location,
+        location,
         schema: request.schema,
         partition_spec: request.partition_spec,
         sort_order: request.write_order,
@@ -316,6 +321,9 @@ async fn commit_table(
     let request: CommitTable = parse(&body)?;
     let ident = table_ident(&namespace_path, &table)?;
     let catalog = catalog(&state).await?;
+    let current = catalog.catalog().load_table(&ident).await?;
+    let owners = checks::owners(&state, &ident).await?;
+    checks::updates(&catalog, &current, &request.updates, &owners)?;
     match commit_raw(&catalog, &ident, request.requirements, request.updates).await? {
         RawCommit::Committed(table) => Ok(Json(json!({
             "metadata-location": table.metadata_location(),
@@ -336,6 +344,13 @@ async fn drop_table(
 ) -> Reply {
     let ident = table_ident(&namespace_path, &table)?;
     let catalog = catalog(&state).await?;
+    if let Some(job) = checks::owners(&state, &ident).await?.first() {
+        return Err(RestError::new(
+            StatusCode::CONFLICT,
+            "ConflictException",
+            format!("job {job} writes table {ident}; drop the job before the table"),
+        ));
+    }
     catalog.catalog().drop_table(&ident).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -48,6 +48,9 @@ pub struct IcebergCatalog {
     /// The catalog's raw metadata swap, for commits iceberg's transactions cannot make
     /// (compaction); only the embedded catalog has one.
     swap: Option<MetadataSwap>,
+    /// URL of the directory every table's files live under (no trailing slash); `None`
+    /// for a REST catalog, which decides that itself.
+    warehouse: Option<String>,
     /// The clock that stamps the snapshots runnel builds and the seeded source of data
     /// file tokens and snapshot ids.
     ambient: Ambient,
@@ -75,6 +78,7 @@ impl IcebergCatalog {
             store,
             root,
             swap: None,
+            warehouse: None,
             ambient,
         }
     }
@@ -87,10 +91,11 @@ impl IcebergCatalog {
         std::fs::create_dir_all(&warehouse).map_err(external)?;
         let dir = dir.canonicalize().map_err(external)?;
         let uri = format!("sqlite:{}?mode=rwc", dir.join(CATALOG_DB).display());
+        let warehouse = format!("file://{}", dir.join(WAREHOUSE_DIR).display());
         let swap = MetadataSwap::open_sql(&uri, CATALOG_NAME).await?;
         let catalog = SqlCatalogBuilder::default()
             .uri(uri)
-            .warehouse_location(format!("file://{}", dir.join(WAREHOUSE_DIR).display()))
+            .warehouse_location(warehouse.clone())
             .sql_bind_style(SqlBindStyle::QMark)
             .with_storage_factory(Arc::new(LocalFsStorageFactory))
             .load(CATALOG_NAME, HashMap::new())
@@ -100,6 +105,7 @@ impl IcebergCatalog {
             .map_err(|e| Error::external(format!("data directory {}", dir.display()), e))?;
         Ok(IcebergCatalog {
             swap: Some(swap),
+            warehouse: Some(warehouse),
             ..Self::new(Arc::new(catalog), Arc::new(store), Path::from(""), ambient)
         })
     }
@@ -116,6 +122,7 @@ impl IcebergCatalog {
         let catalog = ObjectStoreCatalog::new(store.clone(), &root, base_url);
         IcebergCatalog {
             swap: Some(MetadataSwap::Pointers(catalog.clone())),
+            warehouse: Some(catalog.warehouse().to_string()),
             ..Self::new(Arc::new(catalog), store, root, ambient)
         }
     }
@@ -163,6 +170,13 @@ impl IcebergCatalog {
         &self.ambient
     }
 
+    /// URL of the directory every table's files must live under (see
+    /// [`locations`](super::locations)); `None` when the catalog is a REST catalog
+    /// elsewhere, which decides that itself.
+    pub fn warehouse(&self) -> Option<&str> {
+        self.warehouse.as_deref()
+    }
+
     pub(crate) fn metadata_swap(&self) -> Option<&MetadataSwap> {
         self.swap.as_ref()
     }
@@ -172,12 +186,18 @@ impl IcebergCatalog {
         TableIdent::new(NamespaceIdent::new(NAMESPACE.to_string()), name.to_string())
     }
 
-    /// Loads table `name`.
+    /// Loads table `name`. A table that does not exist is [`Error::NotFound`] (a user's
+    /// doing, such as a drop: restarting a job cannot cure it).
     pub async fn load_table(&self, name: &str) -> Result<Table> {
         self.catalog
             .load_table(&Self::table_ident(name))
             .await
-            .map_err(iceberg_error(format!("loading Iceberg table {name}")))
+            .map_err(|e| match e.kind() {
+                iceberg::ErrorKind::TableNotFound => {
+                    Error::NotFound(format!("Iceberg table {name} does not exist (dropped?)"))
+                }
+                _ => iceberg_error(format!("loading Iceberg table {name}"))(e),
+            })
     }
 
     /// Loads table `name`, or creates it with `schema` (and the namespace with it). A

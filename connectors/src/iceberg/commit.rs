@@ -2,7 +2,8 @@
 //!
 //! 1. The ledger records this epoch or a later one: done.
 //! 2. A snapshot anywhere in the table's metadata (not only the head) carries this sink's
-//!    id with this epoch or a later one: done; the ledger learns it.
+//!    id with this very epoch: done; the ledger learns it (see *What the table is trusted
+//!    for* below).
 //! 3. No subtask staged a file: done, without a snapshot (an idle checkpoint adds no
 //!    metadata to the table).
 //! 4. Otherwise one `fast_append` of every subtask's files, with the sink id and epoch in
@@ -17,8 +18,26 @@
 //! looking for the epoch (and in the ledger, for a rival's commit whose snapshot already
 //! expired), never by committing again blindly: found means committed; otherwise the
 //! error is returned and the runtime retries the whole commit, which starts again at
-//! step 1. "A later epoch counts" also fences a stale instance: a zombie that commits an
-//! old epoch after its successor committed a newer one changes nothing.
+//! step 1. "A later epoch counts" (in the ledger) also fences a stale instance: a zombie
+//! that commits an old epoch after its successor committed a newer one changes nothing.
+//!
+//! # What the table is trusted for
+//!
+//! Anyone who can commit to the table can write `runnel.*` keys into a snapshot summary
+//! (another engine on the same catalog, a REST client); only the sinks write the ledger.
+//! So the ledger is the record, and the table is believed only for what the ledger
+//! cannot know yet: the epoch a sink committed but did not record before it crashed.
+//! That epoch is the one the restarted job commits again (its checkpoint is the newest
+//! durable one), so a snapshot's epoch counts only when it is *exactly* the epoch being
+//! committed. A forged snapshot claiming a huge epoch therefore skips nothing (before,
+//! every later epoch was skipped), and one that guesses the next epoch costs at most
+//! that epoch. A compaction's `runnel.compacted-epoch` counts the same way: with the
+//! ledger lost and the appends expired, the restart's epoch (the newest, which the
+//! newest compaction names) is still found.
+//!
+//! A writer generation in a summary fences this instance only when the ledger's record
+//! of that snapshot's epoch names the same newer generation (sinks record their
+//! generation with each epoch): a forged huge generation fences nothing.
 //!
 //! [`retention`]: super::retention
 //! [`compaction`]: super::compaction
@@ -62,9 +81,41 @@ fn max_of_own(metadata: &TableMetadata, sink_id: &str, property: &str) -> Option
         .max()
 }
 
-/// The highest writer generation among the snapshots `sink_id` committed to a table.
-pub(crate) fn newest_generation(metadata: &TableMetadata, sink_id: &str) -> Option<u64> {
-    max_of_own(metadata, sink_id, WRITER_GENERATION_PROPERTY)
+/// The `(epoch, generation)` of every snapshot that claims to be `sink_id`'s and names
+/// a writer generation above `mine`, highest generation first (unverified claims).
+fn newer_generation_claims(
+    metadata: &TableMetadata,
+    sink_id: &str,
+    mine: u64,
+) -> Vec<(Epoch, u64)> {
+    let mut claims: Vec<(Epoch, u64)> = metadata
+        .snapshots()
+        .filter_map(|snapshot| {
+            let summary = &snapshot.summary().additional_properties;
+            if summary.get(SINK_ID_PROPERTY).map(String::as_str) != Some(sink_id) {
+                return None;
+            }
+            let epoch = summary.get(EPOCH_PROPERTY)?.parse().ok()?;
+            let generation: u64 = summary.get(WRITER_GENERATION_PROPERTY)?.parse().ok()?;
+            (generation > mine).then_some((epoch, generation))
+        })
+        .collect();
+    claims.sort_by_key(|&(_, generation)| std::cmp::Reverse(generation));
+    claims
+}
+
+/// Whether a snapshot of `sink_id` claims to hold exactly `epoch`: an append of it, or a
+/// compaction whose newest epoch it is (see the module docs for why only that epoch is
+/// believed).
+pub(crate) fn claims_epoch(metadata: &TableMetadata, sink_id: &str, epoch: Epoch) -> bool {
+    metadata.snapshots().any(|snapshot| {
+        let summary = &snapshot.summary().additional_properties;
+        let claims = |property: &str| {
+            summary.get(property).and_then(|e| e.parse::<Epoch>().ok()) == Some(epoch)
+        };
+        summary.get(SINK_ID_PROPERTY).map(String::as_str) == Some(sink_id)
+            && (claims(EPOCH_PROPERTY) || claims(COMPACTED_EPOCH_PROPERTY))
+    })
 }
 
 /// The newest epoch `sink_id` committed to a table, over every snapshot its metadata
@@ -91,7 +142,21 @@ pub(crate) struct Committer {
 
 impl Committer {
     fn holds(&self, table: &Table, epoch: Epoch) -> bool {
-        last_committed_epoch(table.metadata(), &self.sink_id).is_some_and(|last| last >= epoch)
+        claims_epoch(table.metadata(), &self.sink_id, epoch)
+    }
+
+    /// A newer writer generation that committed to the table, as the ledger confirms it.
+    async fn newer_generation(&self, table: &Table, mine: u64) -> Result<Option<u64>> {
+        let mut checked = std::collections::HashSet::new();
+        for (epoch, claimed) in newer_generation_claims(table.metadata(), &self.sink_id, mine) {
+            if !checked.insert(epoch) {
+                continue;
+            }
+            if self.ledger.generation(epoch).await? == Some(claimed) {
+                return Ok(Some(claimed));
+            }
+        }
+        Ok(None)
     }
 
     /// Commits `epoch` as the instance of writer generation `generation`, if known: an
@@ -107,12 +172,10 @@ impl Committer {
         }
         let table = self.catalog.load_table(&self.table).await?;
         if self.holds(&table, epoch) {
-            return self.ledger.record(epoch).await;
+            return self.ledger.record(epoch, generation).await;
         }
-        if let (Some(mine), Some(newest)) = (
-            generation,
-            newest_generation(table.metadata(), &self.sink_id),
-        ) && newest > mine
+        if let Some(mine) = generation
+            && let Some(newest) = self.newer_generation(&table, mine).await?
         {
             return Err(Error::Fenced(format!(
                 "Iceberg table {}: sink {} was committed to by writer generation {newest}; \
@@ -173,7 +236,7 @@ impl Committer {
                 "Iceberg epoch committed"
             );
         }
-        self.ledger.record(epoch).await?;
+        self.ledger.record(epoch, generation).await?;
         if let Some(policy) = &self.compaction {
             compaction::compact_if_due(&self.catalog, &self.table, &self.sink_id, policy).await;
         }

@@ -4,7 +4,8 @@
 //! when the table moved on, silently re-applies the append on top of the newest snapshot;
 //! no precondition of ours can be attached. So the check that the epoch is not in the
 //! table yet is made inside that reload: [`EpochGuard::load_table`] refuses a table that
-//! already holds the sink's epoch (or a later one). The append then requires the `main`
+//! already holds the sink's epoch (the table is believed for that epoch only, the ledger
+//! for later ones too; see [`super::commit`]). The append then requires the `main`
 //! branch to still point at the snapshot the check saw, and the catalog swaps the metadata
 //! location only if nothing changed since it loaded it (the SQL catalog's conditional
 //! `UPDATE`). A concurrent commit of the same epoch therefore makes ours fail instead of
@@ -21,12 +22,12 @@ use iceberg::table::Table;
 use iceberg::{Catalog, ErrorKind, TableIdent};
 use runnel_runtime::Epoch;
 
-use super::commit::last_committed_epoch;
+use super::commit::claims_epoch;
 use super::layer::CatalogLayer;
 use super::ledger::Ledger;
 
-/// `inner`, except that loading a table fails when the table or the ledger holds `epoch`
-/// of `sink_id` (or a later one); a catalog as [`Layered`](super::layer::Layered).
+/// `inner`, except that loading a table fails when the table holds `epoch` of `sink_id`
+/// or the ledger holds it (or a later one); a catalog as [`Layered`](super::layer::Layered).
 #[derive(Debug)]
 pub(super) struct EpochGuard<'a> {
     pub inner: &'a dyn Catalog,
@@ -55,10 +56,8 @@ impl CatalogLayer for EpochGuard<'_> {
 
     async fn load_table(&self, table: &TableIdent) -> iceberg::Result<Table> {
         let loaded = self.inner.load_table(table).await?;
-        if let Some(last) = last_committed_epoch(loaded.metadata(), self.sink_id)
-            && last >= self.epoch
-        {
-            return Err(self.already_committed(table, format!("up to epoch {last}")));
+        if claims_epoch(loaded.metadata(), self.sink_id, self.epoch) {
+            return Err(self.already_committed(table, "in its snapshots".into()));
         }
         match self.ledger.covers(self.epoch).await {
             Ok(false) => Ok(loaded),

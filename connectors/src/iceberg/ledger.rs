@@ -1,6 +1,7 @@
 //! The ledger of a sink's committed epochs, on the object store.
 //!
-//! `{root}/sinks/{sink id}/committed/{epoch:020}`: an empty object, written create-only
+//! `{root}/sinks/{sink id}/committed/{epoch:020}`: an object holding the writer
+//! generation that committed the epoch (decimal; empty when unknown), written create-only
 //! after the Iceberg snapshot of that epoch is committed. The table's snapshot log says
 //! the same, but snapshots expire and a table can be rewritten; the ledger outlives both,
 //! so an epoch is never appended twice however old it is. Zero-padded names list in
@@ -10,7 +11,7 @@ use std::sync::Arc;
 
 use futures::TryStreamExt;
 use object_store::path::Path;
-use object_store::{ObjectStore, PutMode, PutOptions};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions};
 use runnel_runtime::{Epoch, Error, Result};
 
 const EPOCH_DIGITS: usize = 20;
@@ -59,13 +60,15 @@ impl Ledger {
             .any(|recorded| recorded >= epoch))
     }
 
-    /// Records `epoch` as committed; recording it again is not an error.
-    pub async fn record(&self, epoch: Epoch) -> Result<()> {
+    /// Records `epoch` as committed by writer `generation` (if known); recording it again
+    /// is not an error (the first record stays).
+    pub async fn record(&self, epoch: Epoch, generation: Option<u64>) -> Result<()> {
+        let body = generation.map(|g| g.to_string()).unwrap_or_default();
         let created = self
             .store
             .put_opts(
                 &self.path(epoch),
-                Vec::<u8>::new().into(),
+                body.into_bytes().into(),
                 PutOptions::from(PutMode::Create),
             )
             .await;
@@ -73,6 +76,22 @@ impl Ledger {
             Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
             Err(e) => Err(self.error(e)),
         }
+    }
+}
+
+impl Ledger {
+    /// The writer generation recorded with `epoch`: `None` when the epoch is not recorded
+    /// or its record names none. Only the sinks write the ledger, so this is what a
+    /// generation claimed in a table's snapshot summaries is checked against.
+    pub async fn generation(&self, epoch: Epoch) -> Result<Option<u64>> {
+        let bytes = match self.store.get(&self.path(epoch)).await {
+            Ok(got) => got.bytes().await.map_err(|e| self.error(e))?,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(self.error(e)),
+        };
+        Ok(std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(|text| text.parse().ok()))
     }
 }
 
@@ -95,10 +114,14 @@ mod tests {
         let ledger = Ledger::new(store.clone(), &Path::from("r"), "s1");
         let other = Ledger::new(store.clone(), &Path::from("r"), "s10");
         assert!(!ledger.covers(0).await.unwrap());
-        ledger.record(3).await.unwrap();
-        ledger.record(3).await.unwrap();
-        other.record(9).await.unwrap();
-        for (epoch, covered) in [(0, true), (2, true), (3, true), (4, false), (9, false)] {
+        ledger.record(3, Some(7)).await.unwrap();
+        ledger.record(3, Some(8)).await.unwrap();
+        ledger.record(5, None).await.unwrap();
+        other.record(9, Some(1)).await.unwrap();
+        assert_eq!(ledger.generation(3).await.unwrap(), Some(7));
+        assert_eq!(ledger.generation(5).await.unwrap(), None);
+        assert_eq!(ledger.generation(9).await.unwrap(), None);
+        for (epoch, covered) in [(0, true), (2, true), (3, true), (5, true), (6, false)] {
             assert_eq!(
                 ledger.covers(epoch).await.unwrap(),
                 covered,

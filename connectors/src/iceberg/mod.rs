@@ -30,6 +30,7 @@ pub mod connector;
 mod guard;
 mod layer;
 mod ledger;
+pub mod locations;
 mod object_io;
 mod raw_commit;
 mod read;

@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::ArrayRef;
+use arrow::array::{ArrayRef, new_null_array};
 use arrow::compute::{CastOptions, cast_with_options};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
@@ -42,7 +42,10 @@ pub(crate) fn table_schema(stream: &Schema, table: &str) -> Result<IcebergSchema
 }
 
 /// Checks that rows of `stream` can be appended to a table whose schema is `existing`:
-/// same column names, types (after widening) and nullability, in the same order.
+/// the stream's columns, with the same names, types (after widening) and nullability, in
+/// the same order, plus any optional columns another writer added to the table (the
+/// sink writes nulls there). Anything else (a column dropped, renamed, retyped, or a
+/// required one added) is refused with both column lists.
 pub(crate) fn check_compatible(
     existing: &IcebergSchema,
     stream: &Schema,
@@ -55,7 +58,7 @@ pub(crate) fn check_compatible(
             .map_err(|e| Error::Internal(format!("schema of Iceberg table {table}: {e}")))
     };
     let (existing, wanted) = (shape(existing)?, shape(&wanted)?);
-    if existing.fields() != wanted.fields() {
+    if !fits(&existing, &wanted) {
         return Err(Error::Plan(format!(
             "Iceberg table {table} already exists with columns {}, which do not fit the \
              stream's {}",
@@ -64,6 +67,25 @@ pub(crate) fn check_compatible(
         )));
     }
     Ok(())
+}
+
+/// Whether `wanted`'s columns are `existing`'s once its extra optional columns are left
+/// out.
+fn fits(existing: &Schema, wanted: &Schema) -> bool {
+    let mut wanted = wanted.fields().iter().peekable();
+    for field in existing.fields() {
+        match wanted.peek() {
+            Some(next) if next.name() == field.name() => {
+                if next != &field {
+                    return false;
+                }
+                wanted.next();
+            }
+            _ if field.is_nullable() => {}
+            _ => return false,
+        }
+    }
+    wanted.next().is_none()
 }
 
 fn describe(schema: &Schema) -> String {
@@ -115,15 +137,12 @@ impl Conformer {
     /// `batch` with the table's schema: columns matched by position, cast where the types
     /// differ. A batch that does not fit (or nulls in a required column) is bad data.
     pub fn conform(&self, batch: &RecordBatch) -> Result<RecordBatch> {
-        if batch.num_columns() != self.target.fields().len() {
-            return Err(Error::Data(format!(
-                "a batch of {} columns cannot be written to a table of {}",
-                batch.num_columns(),
-                self.target.fields().len()
-            )));
-        }
-        let columns = batch
-            .columns()
+        let columns = if batch.num_columns() == self.target.fields().len() {
+            batch.columns().to_vec()
+        } else {
+            self.by_name(batch)?
+        };
+        let columns = columns
             .iter()
             .zip(self.target.fields())
             .map(|(column, field)| {
@@ -144,6 +163,27 @@ impl Conformer {
             .collect::<Result<Vec<ArrayRef>>>()?;
         RecordBatch::try_new(self.target.clone(), columns)
             .map_err(|e| Error::Data(format!("rows do not fit the table: {e}")))
+    }
+
+    /// The batch's columns in the table's order, matched by name, nulls for optional
+    /// columns the stream lacks (ones another writer added to the table).
+    fn by_name(&self, batch: &RecordBatch) -> Result<Vec<ArrayRef>> {
+        let schema = batch.schema();
+        self.target
+            .fields()
+            .iter()
+            .map(|field| match schema.index_of(field.name()) {
+                Ok(i) => Ok(batch.column(i).clone()),
+                Err(_) if field.is_nullable() => {
+                    Ok(new_null_array(field.data_type(), batch.num_rows()))
+                }
+                Err(_) => Err(Error::Data(format!(
+                    "a batch of {} columns lacks the table's required column {:?}",
+                    batch.num_columns(),
+                    field.name()
+                ))),
+            })
+            .collect()
     }
 }
 
@@ -233,6 +273,39 @@ mod tests {
                 .collect::<Vec<_>>(),
         );
         assert!(check_compatible(&existing, &nullable_id, "t").is_err());
+    }
+
+    #[test]
+    fn an_added_optional_column_fits_and_is_written_as_nulls() {
+        let mut fields = stream().fields().to_vec();
+        fields.insert(1, Arc::new(Field::new("note", DataType::Utf8, true)));
+        let evolved = table_schema(&Schema::new(fields.clone()), "t").unwrap();
+        check_compatible(&evolved, &stream(), "t").unwrap();
+        let batch = RecordBatch::try_new(
+            Arc::new(stream()),
+            vec![
+                Arc::new(Int64Array::from(vec![1])),
+                Arc::new(StringArray::from(vec![Some("a")])),
+                Arc::new(TimestampMillisecondArray::from(vec![1_000])),
+            ],
+        )
+        .unwrap();
+        let conformed = Conformer::new(&evolved).unwrap().conform(&batch).unwrap();
+        assert_eq!(conformed.num_columns(), 4);
+        assert_eq!(conformed.column(1).null_count(), 1);
+        assert_eq!(conformed.column(2).as_ref(), batch.column(1).as_ref());
+
+        // A required column added, or one of the stream's dropped: refused.
+        fields[1] = Arc::new(Field::new("note", DataType::Utf8, false));
+        let required = table_schema(&Schema::new(fields), "t").unwrap();
+        let err = check_compatible(&required, &stream(), "t").unwrap_err();
+        assert!(
+            matches!(&err, Error::Plan(m) if m.contains("note")),
+            "{err}"
+        );
+        let narrower = Schema::new(stream().fields()[..2].to_vec());
+        let dropped = table_schema(&narrower, "t").unwrap();
+        assert!(check_compatible(&dropped, &stream(), "t").is_err());
     }
 
     #[test]

@@ -70,12 +70,13 @@ impl IcebergSink {
         validate_name("table", table)?;
         validate_name("sink", sink_id)?;
         let wanted = table_schema(&schema, table)?;
+        let ledger = Ledger::new(catalog.store().clone(), catalog.root(), sink_id);
+        refuse_a_dropped_table(&catalog, table, sink_id, &ledger).await?;
         let (loaded, created) = catalog.load_or_create_table(table, wanted).await?;
         if !created {
             check_compatible(loaded.metadata().current_schema(), &schema, table)?;
         }
         let conformer = Conformer::new(loaded.metadata().current_schema())?;
-        let ledger = Ledger::new(catalog.store().clone(), catalog.root(), sink_id);
         Ok(IcebergSink {
             committer: Committer {
                 catalog,
@@ -124,6 +125,32 @@ impl IcebergSink {
     pub fn sink_id(&self) -> &str {
         &self.committer.sink_id
     }
+}
+
+/// A sink whose ledger records commits writes a table that exists: if it is gone, it was
+/// dropped while the sink wrote it, and creating it afresh would silently start over
+/// with an empty table. An [`Error::NotFound`](runnel_runtime::Error::NotFound) instead,
+/// which fails the job with that message rather than restarting it.
+async fn refuse_a_dropped_table(
+    catalog: &IcebergCatalog,
+    table: &str,
+    sink_id: &str,
+    ledger: &Ledger,
+) -> Result<()> {
+    let exists = catalog
+        .catalog()
+        .table_exists(&IcebergCatalog::table_ident(table))
+        .await
+        .map_err(|e| {
+            runnel_runtime::Error::external(format!("checking Iceberg table {table}"), e)
+        })?;
+    if !exists && ledger.covers(0).await? {
+        return Err(runnel_runtime::Error::NotFound(format!(
+            "Iceberg table {table} was dropped while sink {sink_id} wrote it (its commit \
+             ledger records epochs)"
+        )));
+    }
+    Ok(())
 }
 
 #[async_trait]

@@ -69,6 +69,11 @@ impl ObjectStoreCatalog {
         }
     }
 
+    /// URL of the warehouse directory.
+    pub fn warehouse(&self) -> &str {
+        &self.warehouse
+    }
+
     fn namespace_dir(&self, namespace: &NamespaceIdent) -> Path {
         namespace
             .iter()

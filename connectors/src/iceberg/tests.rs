@@ -15,7 +15,9 @@ use tempfile::TempDir;
 use super::*;
 
 mod compaction;
+mod evolution;
 mod faults;
+mod forged;
 mod store_catalog;
 mod unreliable;
 

@@ -80,6 +80,10 @@ pub(super) async fn write_data_files(
 ) -> Result<Vec<DataFile>> {
     let error = || iceberg_error(format!("writing Iceberg table {table_name}"));
     let metadata = table.metadata();
+    // Files go under the table's location only, whatever its properties say (a catalog
+    // client may have set `write.data.path` anywhere).
+    super::locations::check_table_properties(metadata.properties(), metadata.location())
+        .map_err(|reason| Error::Plan(format!("Iceberg table {table_name}: {reason}")))?;
     let properties = metadata.table_properties().map_err(error())?;
     let parquet =
         ParquetWriterBuilder::from_table_properties(&properties, metadata.current_schema().clone());

@@ -18,11 +18,11 @@
 //!   epoch of this sink, a foreign writer, another compaction) the swap fails, nothing
 //!   changes, and the files written for it stay unreferenced; the next commit tries again.
 //!
-//! The idempotence check of the sink reads it: the snapshot carries the sink's id and
-//! `runnel.compacted-epoch`, the newest epoch whose rows it holds, so an epoch stays
-//! "committed" after compaction even once the appends it replaced have expired, and it
+//! The snapshot carries the sink's id and `runnel.compacted-epoch`, the newest epoch whose
+//! rows it holds (for readers and for counting commits since the last compaction), and
 //! never claims an epoch of its own (no `runnel.epoch`), which keeps "one snapshot per
-//! epoch" true. Files of other writers are kept as they are: their layout is theirs.
+//! epoch" true. The sink's idempotence check believes it for that epoch only (see
+//! [`super::commit`]); expired appends stay known in the ledger. Files of other writers are kept as they are: their layout is theirs.
 //!
 //! iceberg 0.10 has no replace action, so the manifests and the snapshot are built here
 //! from its public manifest writers; only the commit itself goes below the transaction
@@ -32,9 +32,9 @@ use std::collections::{HashMap, HashSet};
 use std::num::NonZeroUsize;
 
 use iceberg::spec::{
-    DataContentType, DataFile, DataFileFormat, FormatVersion, MAIN_BRANCH, ManifestEntryRef,
-    ManifestFile, ManifestStatus, Operation, Snapshot, SnapshotReference, SnapshotRetention,
-    Summary, TableMetadata,
+    DataContentType, DataFile, DataFileFormat, FormatVersion, MAIN_BRANCH, ManifestContentType,
+    ManifestEntryRef, ManifestFile, ManifestStatus, Operation, Snapshot, SnapshotReference,
+    SnapshotRetention, Summary, TableMetadata,
 };
 use iceberg::table::Table;
 use iceberg::{TableRequirement, TableUpdate};
@@ -267,8 +267,22 @@ async fn swap_in(
     }
 }
 
+/// The newest sequence number of a manifest holding live delete files: deletes (of
+/// another engine: the sink writes none) apply to data files of that sequence number or
+/// older, and rewriting such a file would drop them, resurrecting the deleted rows.
+fn deletes_up_to(manifests: &[(ManifestFile, Vec<ManifestEntryRef>)]) -> Option<i64> {
+    manifests
+        .iter()
+        .map(|(manifest, _)| manifest)
+        .filter(|m| m.content == ManifestContentType::Deletes)
+        .filter(|m| m.has_added_files() || m.has_existing_files())
+        .map(|m| m.sequence_number)
+        .max()
+}
+
 /// The paths of the live files to rewrite: data files `sink_id` wrote (their names start
-/// with it), smaller than the policy's limit, up to its byte budget. Files a compaction
+/// with it), smaller than the policy's limit, up to its byte budget, that no delete file
+/// may apply to (see [`deletes_up_to`]: a file as new as a delete file is kept too). Files a compaction
 /// wrote are taken only once [`Compaction::every_commits`] of them are small, so that rows
 /// are not rewritten at every compaction (write amplification stays logarithmic, as in
 /// size-tiered merging, instead of growing with the table).
@@ -279,10 +293,16 @@ fn choose(
 ) -> HashSet<String> {
     let own_prefix = format!("{sink_id}-");
     let compacted_prefix = format!("{sink_id}-compacted-");
+    let deleted_up_to = deletes_up_to(manifests);
     let small: Vec<&DataFile> = manifests
         .iter()
         .flat_map(|(_, entries)| entries)
         .filter(|entry| entry.status() != ManifestStatus::Deleted)
+        .filter(|entry| match (deleted_up_to, entry.sequence_number) {
+            (None, _) => true,
+            (Some(up_to), Some(sequence)) => sequence > up_to,
+            (Some(_), None) => false,
+        })
         .map(|entry| entry.data_file())
         .filter(|file| {
             file.content_type() == DataContentType::Data

@@ -114,12 +114,12 @@ async fn a_replayed_epoch_is_skipped_when_only_the_compaction_remembers_it() {
     assert_eq!(operations(&table), [Operation::Replace]);
     std::fs::remove_dir_all(dir.path().join("sinks")).unwrap();
 
+    // A restart replays its newest checkpoint's epoch, the one the compaction names.
     let restarted = super::sink(&dir, "job.sink")
         .await
         .with_compaction(every(3));
-    for (epoch, staged) in (1..=3).zip(staged) {
-        restarted.commit(epoch, 0, staged).await.unwrap();
-    }
+    let newest = staged.into_iter().last().unwrap();
+    restarted.commit(3, 0, newest).await.unwrap();
     let table = restarted.table().await.unwrap();
     assert_eq!(operations(&table), [Operation::Replace]);
     assert_eq!(read(&table).await, expected(1..=3));
@@ -185,4 +185,116 @@ async fn a_swap_planned_on_old_metadata_changes_nothing() {
     let after = catalog.load_table("out").await.unwrap();
     assert_eq!(after.metadata_location().unwrap(), current);
     assert_eq!(read(&after).await, expected(1..=2));
+}
+
+/// Commits a snapshot that adds a position delete file (as another engine's row-level
+/// delete would) on top of the current one; the file itself is never read here.
+async fn add_position_delete(catalog: &IcebergCatalog) {
+    use iceberg::spec::{
+        DataContentType, DataFileBuilder, DataFileFormat, MAIN_BRANCH, ManifestListWriter,
+        ManifestWriterBuilder, Snapshot, SnapshotReference, SnapshotRetention, Struct, Summary,
+    };
+    use iceberg::{TableRequirement, TableUpdate};
+
+    let table = catalog.load_table("out").await.unwrap();
+    let metadata = table.metadata();
+    let current = metadata.current_snapshot().unwrap();
+    let (id, sequence) = (
+        current.snapshot_id() + 1_000,
+        metadata.next_sequence_number(),
+    );
+    let location = metadata.location();
+    let delete = DataFileBuilder::default()
+        .content(DataContentType::PositionDeletes)
+        .file_path(format!("{location}/data/foreign-deletes.parquet"))
+        .file_format(DataFileFormat::Parquet)
+        .partition(Struct::empty())
+        .record_count(1)
+        .file_size_in_bytes(100)
+        .partition_spec_id(metadata.default_partition_spec_id())
+        .build()
+        .unwrap();
+    let output = table
+        .file_io()
+        .new_output(format!("{location}/metadata/foreign-deletes-m0.avro"))
+        .unwrap();
+    let mut writer = ManifestWriterBuilder::new(
+        output,
+        Some(id),
+        metadata.current_schema().clone(),
+        metadata.default_partition_spec().as_ref().clone(),
+    )
+    .build_v2_deletes();
+    writer.add_file(delete, sequence).unwrap();
+    let manifest = writer.write_manifest_file().await.unwrap();
+    let mut manifests = table
+        .manifest_list_reader(current)
+        .load()
+        .await
+        .unwrap()
+        .entries()
+        .to_vec();
+    manifests.push(manifest);
+    let list_path = format!("{location}/metadata/snap-{id}-foreign.avro");
+    let output = table.file_io().new_output(list_path.clone()).unwrap();
+    let output = output.writer().await.unwrap();
+    let mut list = ManifestListWriter::v2(output, id, Some(current.snapshot_id()), sequence);
+    list.add_manifests(manifests.into_iter()).unwrap();
+    list.close().await.unwrap();
+    let snapshot = Snapshot::builder()
+        .with_snapshot_id(id)
+        .with_parent_snapshot_id(Some(current.snapshot_id()))
+        .with_sequence_number(sequence)
+        .with_timestamp_ms(current.timestamp_ms() + 1)
+        .with_manifest_list(list_path)
+        .with_summary(Summary {
+            operation: Operation::Delete,
+            additional_properties: Default::default(),
+        })
+        .with_schema_id(metadata.current_schema_id())
+        .build();
+    let updates = vec![
+        TableUpdate::AddSnapshot { snapshot },
+        TableUpdate::SetSnapshotRef {
+            ref_name: MAIN_BRANCH.to_string(),
+            reference: SnapshotReference::new(id, SnapshotRetention::branch(None, None, None)),
+        },
+    ];
+    let requirements = vec![TableRequirement::RefSnapshotIdMatch {
+        r#ref: MAIN_BRANCH.to_string(),
+        snapshot_id: Some(current.snapshot_id()),
+    }];
+    let ident = IcebergCatalog::table_ident("out");
+    let done = commit_raw(catalog, &ident, requirements, updates)
+        .await
+        .unwrap();
+    assert!(matches!(done, RawCommit::Committed(_)), "{done:?}");
+}
+
+#[tokio::test]
+async fn files_a_delete_file_may_apply_to_are_not_rewritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = sink(&dir, "job.sink").await.with_compaction(None);
+    commit_epochs(&sink, 1..=3).await;
+    let catalog = IcebergCatalog::embedded(dir.path(), runnel_runtime::Ambient::system())
+        .await
+        .unwrap();
+    add_position_delete(&catalog).await;
+    let policy = Compaction {
+        every_commits: NonZeroUsize::MIN,
+        ..Compaction::default()
+    };
+    let done = compact(&catalog, "out", "job.sink", &policy).await.unwrap();
+    assert_eq!(done, None, "files older than a delete file were rewritten");
+
+    // Files newer than every delete file are compacted as usual; the older ones stay.
+    commit_epochs(&sink, 4..=5).await;
+    let before = live_data_files(&sink.table().await.unwrap()).await.unwrap();
+    let done = compact(&catalog, "out", "job.sink", &policy)
+        .await
+        .unwrap()
+        .expect("the newer files to merge");
+    assert_eq!(done.files_removed, 4);
+    let after = live_data_files(&sink.table().await.unwrap()).await.unwrap();
+    assert_eq!(after.len(), before.len() - 4 + done.files_added);
 }
