@@ -109,6 +109,8 @@ struct ServeArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, default_value_t = runnel::server::DEFAULT_MAX_BODY_BYTES)]
     max_body_bytes: usize,
+    #[command(flatten)]
+    sql_limits: runnel::server::SqlLimits,
 }
 
 #[derive(Debug, clap::Args)]
@@ -163,7 +165,11 @@ fn main() -> anyhow::Result<()> {
     #[allow(clippy::disallowed_methods)]
     let ambient = runnel::runtime::Ambient::system();
     tracing::debug!(seed = ambient.rng.seed(), "random seed");
+    // Request handlers plan SQL with DataFusion, whose recursive passes need far more
+    // than tokio's default 2 MiB per nested expression level in unoptimized builds;
+    // only the stack pages touched are committed.
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .thread_stack_size(runnel::server::WORKER_STACK_BYTES)
         .enable_all()
         .build()?;
     runtime.block_on(async {
@@ -213,6 +219,7 @@ fn main() -> anyhow::Result<()> {
                     shutdown_timeout: Duration::from_secs(30),
                     token: args.token,
                     max_body_bytes: args.max_body_bytes,
+                    sql_limits: args.sql_limits,
                 };
                 runnel::server::serve(data, options, runnel::server::shutdown_signal()).await
             }

@@ -120,6 +120,7 @@ async fn start_server() -> (
         shutdown_timeout: Duration::from_secs(10),
         token: None,
         max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        sql_limits: Default::default(),
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(serve(data, options, async {

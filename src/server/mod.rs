@@ -14,6 +14,7 @@ mod query_api;
 mod results_api;
 mod results_format;
 mod sql_api;
+mod sql_limits;
 mod tables_api;
 mod topics_api;
 
@@ -28,6 +29,7 @@ use axum::routing::get;
 use runnel_runtime::checkpoint::probe_conditional_writes;
 
 pub use error::ApiError;
+pub use sql_limits::{SqlLimits, WORKER_STACK_BYTES};
 
 use runnel_connectors::log::EmbeddedLog;
 
@@ -45,6 +47,8 @@ pub struct ServeOptions {
     pub token: Option<String>,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// Bounds on SQL requests.
+    pub sql_limits: SqlLimits,
 }
 
 /// Default of [`ServeOptions::max_body_bytes`].
@@ -185,6 +189,7 @@ mod tests {
             shutdown_timeout: Duration::from_secs(5),
             token: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            sql_limits: SqlLimits::default(),
         }
     }
 

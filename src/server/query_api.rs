@@ -30,6 +30,7 @@ async fn query(State(state): State<AppState>, body: Bytes) -> Result<Response, A
     }
     let sql = std::str::from_utf8(&body)
         .map_err(|e| ApiError::bad_request(format!("the query is not UTF-8: {e}")))?;
+    state.options.sql_limits.check_query(sql).await?;
     let ctx = SessionContext::new();
     let options = SQLOptions::new()
         .with_allow_ddl(false)
