@@ -122,6 +122,8 @@ struct ServeArgs {
     /// Time a client has to send a request's whole body, e.g. `60s`.
     #[arg(long, default_value = "60s", value_parser = runnel::parse_duration)]
     body_read_timeout: Duration,
+    #[command(flatten)]
+    sql_limits: runnel::server::SqlLimits,
 }
 
 #[derive(Debug, clap::Args)]
@@ -156,7 +158,11 @@ fn main() -> anyhow::Result<()> {
     #[allow(clippy::disallowed_methods)]
     let ambient = runnel::runtime::Ambient::system();
     tracing::debug!(seed = ambient.rng.seed(), "random seed");
+    // Request handlers plan SQL with DataFusion, whose recursive passes need far more
+    // than tokio's default 2 MiB per nested expression level in unoptimized builds;
+    // only the stack pages touched are committed.
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .thread_stack_size(runnel::server::WORKER_STACK_BYTES)
         .enable_all()
         .build()?;
     runtime.block_on(async {
@@ -213,6 +219,7 @@ fn main() -> anyhow::Result<()> {
                         header_read_timeout: args.header_read_timeout,
                         body_read_timeout: args.body_read_timeout,
                     },
+                    sql_limits: args.sql_limits,
                 };
                 runnel::server::serve(data, options, runnel::server::shutdown_signal()).await
             }

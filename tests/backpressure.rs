@@ -123,6 +123,7 @@ async fn start_server() -> (
         query: Default::default(),
         results: Default::default(),
         limits: runnel::server::ServerLimits::default(),
+        sql_limits: Default::default(),
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(serve(data, options, async {

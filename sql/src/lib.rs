@@ -21,6 +21,7 @@
 #![warn(clippy::unwrap_used)]
 
 mod build;
+mod depth;
 mod error;
 mod parse;
 mod plan;
@@ -31,11 +32,12 @@ mod types;
 mod error_tests;
 
 pub use build::build;
+pub use depth::{DEFAULT_MAX_EXPR_DEPTH, Limits, check_query_depth};
 pub use error::{Result, SqlError};
-pub use parse::{parse, parse_with};
+pub use parse::{parse, parse_limited, parse_with};
 pub use plan::{
     AggregateCall, AggregateFn, JoinInput, OrderKey, PipelinePlan, ProjectColumn, Stage,
-    WindowKind, plan_sink,
+    WindowKind, plan_sink, plan_sink_limited,
 };
 pub use statement::{ColumnDef, QueryText, SinkDef, SourceDef, Statement, WatermarkDef};
 pub use types::SqlType;

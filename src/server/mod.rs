@@ -22,6 +22,7 @@ mod results_format;
 mod results_limits;
 mod side_runtime;
 mod sql_api;
+mod sql_limits;
 mod tables_api;
 mod topics_api;
 
@@ -39,6 +40,7 @@ pub use error::ApiError;
 pub use limits::ServerLimits;
 pub use query_pool::{QueryLimits, QueryPool};
 pub use results_limits::{ResultLimits, StreamSlots};
+pub use sql_limits::{SqlLimits, WORKER_STACK_BYTES};
 
 use runnel_connectors::log::EmbeddedLog;
 
@@ -62,6 +64,8 @@ pub struct ServeOptions {
     pub results: ResultLimits,
     /// Connections, and how long a client may take to send a request.
     pub limits: ServerLimits,
+    /// Bounds on SQL requests.
+    pub sql_limits: SqlLimits,
 }
 
 /// Default of [`ServeOptions::max_body_bytes`].
@@ -219,6 +223,7 @@ mod tests {
             query: QueryLimits::default(),
             results: ResultLimits::default(),
             limits: ServerLimits::default(),
+            sql_limits: SqlLimits::default(),
         }
     }
 

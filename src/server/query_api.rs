@@ -44,6 +44,7 @@ async fn query(State(state): State<AppState>, body: Bytes) -> Result<Response, A
     let sql = std::str::from_utf8(&body)
         .map_err(|e| ApiError::bad_request(format!("the query is not UTF-8: {e}")))?
         .to_owned();
+    state.options.sql_limits.check_query(&sql).await?;
     let pool: QueryPool = state.queries.clone();
     let _permit = pool.admit()?;
     let limits = pool.limits.clone();

@@ -31,6 +31,8 @@ impl SideRuntime {
             .worker_threads(threads.max(1))
             .max_blocking_threads(threads.max(1))
             .thread_name(name)
+            // DataFusion plans and runs queries here; see `WORKER_STACK_BYTES`.
+            .thread_stack_size(super::WORKER_STACK_BYTES)
             .on_thread_start(move || lower_cpu_priority(nice))
             .enable_all()
             .build()?;

@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::ApiError;
 use super::job_view::describe;
+use super::sql_limits::on_planner_stack;
 use crate::jobs::{JobDefinition, JobKind, SqlJob, definition::DEFINITION_VERSION};
 
 /// Longest SQL text accepted.
@@ -70,7 +71,12 @@ async fn submit(State(state): State<AppState>, body: Bytes) -> Result<Json<Value
     if text.trim().is_empty() {
         return Err(ApiError::bad_request("no SQL statement given"));
     }
-    let statements = runnel_sql::parse(text)?;
+    let limits = state.options.sql_limits;
+    let owned = text.to_string();
+    let statements = on_planner_stack(move || {
+        runnel_sql::parse_limited(&owned, Registry::builtin(), limits.sql())
+    })
+    .await??;
     let actions = check(&state, statements).await?;
     let mut results = Vec::new();
     for action in actions {
@@ -111,7 +117,7 @@ async fn check(state: &AppState, statements: Vec<Statement>) -> Result<Vec<Actio
                         sink.name
                     )));
                 }
-                let plan = plan(&sink, &sources)?;
+                let plan = plan(state, &sink, &sources).await?;
                 let (topic, partitions, external) = sink_targets(state, &sink, &plan).await?;
                 new_jobs.push(sink.name.clone());
                 Action::CreateSink {
@@ -122,7 +128,7 @@ async fn check(state: &AppState, statements: Vec<Statement>) -> Result<Vec<Actio
                     external,
                 }
             }
-            Statement::Explain(sink) => Action::Explain(plan(&sink, &sources)?),
+            Statement::Explain(sink) => Action::Explain(plan(state, &sink, &sources).await?),
             Statement::ShowSources => Action::ShowSources,
             Statement::ShowSinks => Action::ShowSinks,
             Statement::ShowJobs => Action::ShowJobs,
@@ -189,10 +195,15 @@ async fn sink_targets(
     Ok((results_topic(&sink.name), 1, Some(spec.clone())))
 }
 
-/// Plans `sink` against the sources declared so far.
-fn plan(sink: &SinkDef, sources: &HashMap<String, SourceDef>) -> Result<PipelinePlan, ApiError> {
+/// Plans `sink` against the sources declared so far, on a planner thread.
+async fn plan(
+    state: &AppState,
+    sink: &SinkDef,
+    sources: &HashMap<String, SourceDef>,
+) -> Result<PipelinePlan, ApiError> {
     let declared: Vec<SourceDef> = sources.values().cloned().collect();
-    Ok(runnel_sql::plan_sink(sink, &declared)?)
+    let (sink, limits) = (sink.clone(), state.options.sql_limits.sql());
+    Ok(on_planner_stack(move || runnel_sql::plan_sink_limited(&sink, &declared, limits)).await??)
 }
 
 async fn run(state: &AppState, action: Action) -> Result<Value, ApiError> {

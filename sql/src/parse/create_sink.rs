@@ -23,10 +23,11 @@ pub(crate) fn parse(text: &str, cursor: &mut Cursor<'_>, registry: &Registry) ->
         "before the sink's query (CREATE SINK name AS SELECT ...)",
     )?;
     let start = cursor.here();
-    cursor
+    let query = cursor
         .parser
         .parse_query()
         .map_err(|e| cursor.parser_error(e))?;
+    cursor.check_depth(&query, start)?;
     let end = cursor.here();
     let sql = slice(text, start, end).trim_end().to_string();
     Ok(SinkDef {

@@ -240,6 +240,7 @@ fn watermark_clause(cursor: &mut Cursor<'_>) -> Result<WatermarkDef> {
         .parser
         .parse_expr()
         .map_err(|e| cursor.parser_error(e))?;
+    cursor.check_depth(&expr, at)?;
     let shape = || {
         SqlError::at(
             at,

@@ -2,11 +2,12 @@
 //! knows (identifiers, column definitions, expressions, queries) plus the few words of
 //! runnel's own statements, every error located at a token.
 
-use datafusion::sql::sqlparser::ast::Ident;
+use datafusion::sql::sqlparser::ast::{Ident, Visit};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::{Location, Token, TokenWithSpan};
 
+use crate::depth::Limits;
 use crate::error::{Result, SqlError};
 
 /// The dialect of every text this crate parses.
@@ -15,13 +16,15 @@ pub(crate) static DIALECT: GenericDialect = GenericDialect {};
 /// The tokens of one statement, being consumed.
 pub(crate) struct Cursor<'a> {
     pub parser: Parser<'a>,
+    /// Bounds on what the statement may ask of the planner.
+    pub limits: Limits,
     /// Just past the statement's last token: where "unexpected end" errors point.
     end: Location,
 }
 
 impl<'a> Cursor<'a> {
-    /// A cursor over `tokens` (whitespace included).
-    pub fn new(tokens: Vec<TokenWithSpan>) -> Self {
+    /// A cursor over `tokens` (whitespace included), parsing within `limits`.
+    pub fn new(tokens: Vec<TokenWithSpan>, limits: Limits) -> Self {
         let end = tokens
             .iter()
             .rev()
@@ -29,7 +32,10 @@ impl<'a> Cursor<'a> {
             .map(|t| t.span.end)
             .unwrap_or(Location::new(1, 1));
         Cursor {
-            parser: Parser::new(&DIALECT).with_tokens_with_locations(tokens),
+            parser: Parser::new(&DIALECT)
+                .with_recursion_limit(limits.max_expr_depth)
+                .with_tokens_with_locations(tokens),
+            limits,
             end,
         }
     }
@@ -126,6 +132,15 @@ impl<'a> Cursor<'a> {
                 "unexpected {} after the end of the statement",
                 describe(&next.token)
             )))
+        }
+    }
+
+    /// Refuses `node` (parsed at `at`) when its expressions nest deeper than the limit.
+    pub fn check_depth(&self, node: &impl Visit, at: Location) -> Result<()> {
+        if self.limits.fits(node) {
+            Ok(())
+        } else {
+            Err(SqlError::at(at, self.limits.too_deep()))
         }
     }
 

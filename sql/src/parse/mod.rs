@@ -10,6 +10,7 @@ mod options;
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 use runnel_connectors::registry::Registry;
 
+use crate::depth::Limits;
 use crate::error::{Result, SqlError};
 use crate::statement::Statement;
 use cursor::{Cursor, DIALECT, describe};
@@ -28,6 +29,12 @@ pub fn parse(text: &str) -> Result<Vec<Statement>> {
 
 /// Parses every statement of `text`, with the connectors of `registry`.
 pub fn parse_with(text: &str, registry: &Registry) -> Result<Vec<Statement>> {
+    parse_limited(text, registry, Limits::default())
+}
+
+/// Parses every statement of `text`, with the connectors of `registry`, refusing
+/// expressions nested deeper than `limits` allow.
+pub fn parse_limited(text: &str, registry: &Registry, limits: Limits) -> Result<Vec<Statement>> {
     let tokens = Tokenizer::new(&DIALECT, text)
         .tokenize_with_location()
         .map_err(|e| SqlError::at(e.location, e.message))?;
@@ -35,14 +42,16 @@ pub fn parse_with(text: &str, registry: &Registry) -> Result<Vec<Statement>> {
     let mut current: Vec<TokenWithSpan> = Vec::new();
     for token in tokens {
         if token.token == Token::SemiColon {
-            if let Some(statement) = parse_one(text, std::mem::take(&mut current), registry)? {
+            if let Some(statement) =
+                parse_one(text, std::mem::take(&mut current), registry, limits)?
+            {
                 statements.push(statement);
             }
         } else {
             current.push(token);
         }
     }
-    if let Some(statement) = parse_one(text, current, registry)? {
+    if let Some(statement) = parse_one(text, current, registry, limits)? {
         statements.push(statement);
     }
     Ok(statements)
@@ -52,6 +61,7 @@ fn parse_one(
     text: &str,
     tokens: Vec<TokenWithSpan>,
     registry: &Registry,
+    limits: Limits,
 ) -> Result<Option<Statement>> {
     if tokens
         .iter()
@@ -59,7 +69,7 @@ fn parse_one(
     {
         return Ok(None);
     }
-    let mut cursor = Cursor::new(tokens);
+    let mut cursor = Cursor::new(tokens, limits);
     let statement = statement(text, &mut cursor, registry)?;
     cursor.expect_end()?;
     Ok(Some(statement))

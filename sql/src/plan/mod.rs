@@ -32,6 +32,7 @@ pub(crate) use context::SqlContext;
 pub(crate) use exprs::expr_from_sql;
 pub(crate) use interval::literal_millis;
 
+use crate::depth::Limits;
 use crate::error::{Result, SqlError};
 use crate::parse::cursor::{DIALECT, parser_error};
 use crate::statement::{SinkDef, SourceDef};
@@ -177,14 +178,29 @@ pub struct PipelinePlan {
 /// assert_eq!(names, ["auction", "window_start", "window_end", "bids"]);
 /// ```
 pub fn plan_sink(sink: &SinkDef, sources: &[SourceDef]) -> Result<PipelinePlan> {
+    plan_sink_limited(sink, sources, Limits::default())
+}
+
+/// [`plan_sink`], refusing expressions nested deeper than `limits` allow before
+/// DataFusion walks them.
+pub fn plan_sink_limited(
+    sink: &SinkDef,
+    sources: &[SourceDef],
+    limits: Limits,
+) -> Result<PipelinePlan> {
     let text = sink.query.positioned();
     let start = Location::new(sink.query.line, sink.query.column);
     let tokens = Tokenizer::new(&DIALECT, &text)
         .tokenize_with_location()
         .map_err(|e| SqlError::at(e.location, e.message))?;
     let locator = Locator::new(tokens.clone(), start);
-    let mut parser = Parser::new(&DIALECT).with_tokens_with_locations(tokens);
+    let mut parser = Parser::new(&DIALECT)
+        .with_recursion_limit(limits.max_expr_depth)
+        .with_tokens_with_locations(tokens);
     let query = parser.parse_query().map_err(|e| parser_error(e, start))?;
+    if !limits.fits(&query) {
+        return Err(SqlError::at(start, limits.too_deep()));
+    }
     let by_name: HashMap<String, SourceDef> = sources
         .iter()
         .map(|s| (s.name.clone(), s.clone()))
