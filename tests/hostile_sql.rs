@@ -177,6 +177,11 @@ async fn deep_expressions_in_sql_statements_are_refused_and_the_server_lives() {
             chain("price", "*", 800)
         ),
         format!(
+            "CREATE SINK s AS SELECT auction FROM bids WHERE {}price > 1{}",
+            "NOT (".repeat(2000),
+            ")".repeat(2000)
+        ),
+        format!(
             "CREATE SOURCE deep (t TIMESTAMP(3), WATERMARK FOR t AS t - {}) \
              WITH (connector = 'log')",
             chain("INTERVAL '1' SECOND", " - ", 600)

@@ -11,7 +11,7 @@ use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{Expr, Visit, Visitor};
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
-use datafusion::sql::sqlparser::tokenizer::Location;
+use datafusion::sql::sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
 
 use crate::error::{Result, SqlError};
 use crate::parse::cursor::DIALECT;
@@ -45,6 +45,26 @@ impl Limits {
         )
     }
 
+    /// Refuses tokens whose parentheses nest deeper than the limit, before the parser
+    /// sees them: sqlparser backtracks over nested `NOT (` and similar prefixes, so
+    /// such a text ties it up for minutes long before its recursion limit is reached.
+    pub(crate) fn check_parentheses(&self, tokens: &[TokenWithSpan]) -> Result<()> {
+        let mut depth = 0usize;
+        for token in tokens {
+            match token.token {
+                Token::LParen => {
+                    depth += 1;
+                    if depth > self.max_expr_depth {
+                        return Err(SqlError::at(token.span.start, self.too_deep()));
+                    }
+                }
+                Token::RParen => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// Whether the expressions of `node` (a query, statement or expression) nest no
     /// deeper than the limit.
     pub(crate) fn fits(&self, node: &impl Visit) -> bool {
@@ -65,6 +85,9 @@ impl Limits {
 /// assert!(runnel_sql::check_query_depth(&format!("SELECT {}", vec!["1"; 20].join("+")), limits).is_err());
 /// ```
 pub fn check_query_depth(sql: &str, limits: Limits) -> Result<()> {
+    if let Ok(tokens) = Tokenizer::new(&DIALECT, sql).tokenize_with_location() {
+        limits.check_parentheses(&tokens)?;
+    }
     let parsed = Parser::new(&DIALECT)
         .with_recursion_limit(limits.max_expr_depth)
         .try_with_sql(sql)
@@ -143,6 +166,16 @@ mod query_tests {
 
     /// sqlparser's frames are large in unoptimized builds: parse on a roomy stack, as the
     /// server does.
+    #[test]
+    fn nested_parentheses_are_refused_before_parsing() {
+        let limits = Limits::default();
+        let sql = format!("SELECT {}true{}", "NOT (".repeat(2000), ")".repeat(2000));
+        let error = check_query_depth(&sql, limits).unwrap_err();
+        assert!(error.message.contains("too deep"), "{}", error.message);
+        let fine = format!("SELECT {}1{}", "(".repeat(10), ")".repeat(10));
+        assert!(check_query_depth(&fine, limits).is_ok());
+    }
+
     #[test]
     fn hostile_queries_are_refused_as_too_deep() {
         std::thread::Builder::new()

@@ -38,6 +38,7 @@ pub fn parse_limited(text: &str, registry: &Registry, limits: Limits) -> Result<
     let tokens = Tokenizer::new(&DIALECT, text)
         .tokenize_with_location()
         .map_err(|e| SqlError::at(e.location, e.message))?;
+    limits.check_parentheses(&tokens)?;
     let mut statements = Vec::new();
     let mut current: Vec<TokenWithSpan> = Vec::new();
     for token in tokens {
