@@ -119,18 +119,18 @@ fn resident_bytes(pid: u32) -> u64 {
     kb * 1024
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn amplifying_functions_and_oversized_results_are_refused() {
+/// A server on a fresh data root with `extra` flags; its directory, process and URL.
+fn start(extra: &[&str]) -> (tempfile::TempDir, Server, String) {
     let temp = tempfile::tempdir().unwrap();
     let log = temp.path().join("server.log");
-    let mut server = spawn_server_with(
-        &temp.path().join("data"),
-        "1s",
-        &log,
-        "127.0.0.1:0",
-        &["--query-max-result-bytes", "100000"],
-    );
+    let mut server = spawn_server_with(&temp.path().join("data"), "1s", &log, "127.0.0.1:0", extra);
     let url = wait_listening(&mut server);
+    (temp, server, url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amplifying_functions_and_oversized_results_are_refused() {
+    let (_temp, server, url) = start(&["--query-max-result-bytes", "100000"]);
     let client = reqwest::Client::new();
     for sql in [
         "SELECT repeat('x', 1500000000)",
@@ -153,16 +153,7 @@ async fn amplifying_functions_and_oversized_results_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runaway_queries_and_idle_streams_leave_health_and_jobs_responsive() {
-    let temp = tempfile::tempdir().unwrap();
-    let log = temp.path().join("server.log");
-    let mut server = spawn_server_with(
-        &temp.path().join("data"),
-        "1s",
-        &log,
-        "127.0.0.1:0",
-        &["--query-timeout", "6s", "--max-result-streams", "200"],
-    );
-    let url = wait_listening(&mut server);
+    let (_temp, server, url) = start(&["--query-timeout", "6s", "--max-result-streams", "200"]);
     let address = url.trim_start_matches("http://").to_string();
     let client = reqwest::Client::new();
     let (status, body) = post_sql(&client, &url, JOB_SQL).await;

@@ -9,6 +9,8 @@ use arrow::record_batch::RecordBatch;
 use axum::http::StatusCode;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use runnel_connectors::log::held_bytes;
+
 use super::error::ApiError;
 use super::side_runtime::SideRuntime;
 
@@ -95,20 +97,6 @@ pub fn slices(batch: &RecordBatch, max_bytes: usize) -> Vec<RecordBatch> {
         .step_by(per_slice)
         .map(|start| batch.slice(start, per_slice.min(rows - start)))
         .collect()
-}
-
-/// The bytes of the rows `batch` holds (not of buffers it shares with other batches,
-/// which `get_array_memory_size` would count whole).
-fn held_bytes(batch: &RecordBatch) -> usize {
-    batch
-        .columns()
-        .iter()
-        .map(|c| {
-            c.to_data()
-                .get_slice_memory_size()
-                .unwrap_or_else(|_| c.get_array_memory_size())
-        })
-        .sum()
 }
 
 #[cfg(test)]

@@ -71,6 +71,7 @@ pub use local::{SyncedLocal, SyncedLocalFileSystem};
 pub use metadata::MAX_PARTITIONS;
 pub use names::{MAX_TOPIC_NAME_LEN, validate_topic_name};
 pub use producer::{DEDUP_WINDOW, ProducerSeq};
+pub use segment::held_bytes;
 pub use sink::LogSink;
 pub use source::LogSource;
 pub use topic::{AppendAck, ReadResult, Topic};

@@ -98,10 +98,24 @@ const MAX_RESERVED: usize = 64 * 1024 * 1024;
 fn capacity(batches: &[RecordBatch]) -> usize {
     let held: usize = batches
         .iter()
-        .flat_map(|b| b.columns())
-        .map(|c| c.to_data().get_slice_memory_size().unwrap_or(0))
+        .map(held_bytes)
         .fold(0, usize::saturating_add);
     held.saturating_add(1024).min(MAX_RESERVED)
+}
+
+/// The bytes of the rows `batch` holds, not of buffers it shares with other batches
+/// (which `get_array_memory_size` counts whole, once per batch); a column whose slice
+/// cannot be sized counts whole.
+pub fn held_bytes(batch: &RecordBatch) -> usize {
+    batch
+        .columns()
+        .iter()
+        .map(|c| {
+            c.to_data()
+                .get_slice_memory_size()
+                .unwrap_or_else(|_| c.get_array_memory_size())
+        })
+        .fold(0, usize::saturating_add)
 }
 
 /// How many bytes at the end of a segment hold the footer and trailer, from a tail of at
